@@ -1,0 +1,160 @@
+/**
+ * The command line: `serve`, `export` and `version`. Flags win over `TSDB_PAIR_<FLAG>`
+ * environment variables, which win over defaults; all of it is resolved once into a
+ * ServeConfig. Commands return an exit code; only main prints fatal errors and exits.
+ */
+import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
+import { hostname } from "node:os";
+import process from "node:process";
+import { resolveServeConfig, type ServeInput } from "../config.ts";
+import { TsdbError } from "../errors.ts";
+import { logfmtLogger } from "../log.ts";
+import { currentRuntime } from "../runtime/index.ts";
+import { startNode } from "../server.ts";
+import { DEFAULT_ENGINE } from "../config.ts";
+import { Store } from "../store/store.ts";
+import { VERSION } from "../version.ts";
+
+const ENV_PREFIX = "TSDB_PAIR_";
+
+/** `--max-body` → `TSDB_PAIR_MAX_BODY`. */
+export function envName(flag: string): string {
+  return ENV_PREFIX + flag.replace(/-/g, "_").toUpperCase();
+}
+
+function pick(args: Record<string, unknown>, flag: string, env: NodeJS.ProcessEnv): string | undefined {
+  const v = args[flag];
+  if (typeof v === "string") return v;
+  return env[envName(flag)];
+}
+
+function pickBool(args: Record<string, unknown>, flag: string, env: NodeJS.ProcessEnv): boolean | undefined {
+  const v = args[flag];
+  if (typeof v === "boolean") return v;
+  const e = env[envName(flag)];
+  if (e === undefined || e === "") return undefined;
+  if (/^(1|true|yes|on)$/i.test(e)) return true;
+  if (/^(0|false|no|off)$/i.test(e)) return false;
+  throw new TsdbError("config", `invalid ${envName(flag)} ${JSON.stringify(e)}: expected true or false`);
+}
+
+/** The serve flags, turned into loose input for resolveServeConfig. */
+export function serveInput(args: Record<string, unknown>, env: NodeJS.ProcessEnv): ServeInput {
+  // citty reads `--no-auto-create` as `auto-create: false`.
+  const noAuto = args["auto-create"] === false ? true : pickBool(args, "no-auto-create", env);
+  return {
+    listen: pick(args, "listen", env),
+    data: pick(args, "data", env),
+    nodeId: pick(args, "node-id", env),
+    authToken: pick(args, "auth-token", env),
+    sync: pick(args, "sync", env),
+    maxBody: pick(args, "max-body", env),
+    autoCreate: noAuto === undefined ? undefined : !noAuto,
+  };
+}
+
+const serve = defineCommand({
+  meta: { name: "serve", description: "Run a tsdb-pair node (InfluxDB-compatible HTTP API)" },
+  args: {
+    listen: { type: "string", description: "Address to listen on, HOST:PORT (default 0.0.0.0:8086)" },
+    data: { type: "string", description: "Data directory (default ./data)" },
+    "node-id": { type: "string", description: "This node's permanent id (default: the host name)" },
+    "auth-token": { type: "string", description: "Require this token on writes (Token, Bearer, Basic password or ?p=)" },
+    sync: { type: "string", description: "full (survives power loss, default), normal (survives a crash) or off" },
+    "max-body": { type: "string", description: "Largest request body, e.g. 25MB (default, like InfluxDB)" },
+    "no-auto-create": { type: "boolean", description: "Answer 404 for writes to unknown databases instead of creating them" },
+  },
+  async run({ args }) {
+    const config = resolveServeConfig(serveInput(args, process.env), { hostname: hostname() });
+    const log = logfmtLogger((text) => process.stderr.write(text));
+    const node = await startNode(config, currentRuntime(), log);
+    await new Promise<void>((resolve) => {
+      const onSignal = (signal: string) => {
+        log.info("shutting down", { signal });
+        node.stop().then(resolve, (e) => {
+          log.error("shutdown failed", { error: String(e) });
+          resolve();
+        });
+      };
+      process.once("SIGTERM", () => onSignal("SIGTERM"));
+      process.once("SIGINT", () => onSignal("SIGINT"));
+    });
+  },
+});
+
+const exportCmd = defineCommand({
+  meta: { name: "export", description: "Print a database as canonical line protocol (sorted, one line per series and time)" },
+  args: {
+    db: { type: "string", description: "Database to export", required: true },
+    url: { type: "string", description: "Export from a running node, e.g. http://127.0.0.1:8086" },
+    data: { type: "string", description: "Export from a stopped node's data directory (default ./data)" },
+    start: { type: "string", description: "Earliest time, ns or RFC3339" },
+    end: { type: "string", description: "Latest time, ns or RFC3339" },
+    "auth-token": { type: "string", description: "Token for --url" },
+  },
+  async run({ args }) {
+    const out = process.stdout;
+    if (typeof args.url === "string") {
+      const url = new URL("/export", args.url);
+      url.searchParams.set("db", String(args.db));
+      if (typeof args.start === "string") url.searchParams.set("start", args.start);
+      if (typeof args.end === "string") url.searchParams.set("end", args.end);
+      const token = pick(args, "auth-token", process.env);
+      const res = await fetch(url, { headers: token ? { Authorization: `Token ${token}` } : {} });
+      if (!res.ok || res.body === null) {
+        throw new TsdbError("bad_request", `export from ${args.url} failed: HTTP ${res.status} ${await res.text()}`);
+      }
+      for await (const chunk of res.body) out.write(chunk);
+      return;
+    }
+    const store = Store.open({ dataDir: pick(args, "data", process.env) ?? "./data", nodeId: null, sync: "full", engine: DEFAULT_ENGINE });
+    try {
+      const range = { start: timeArg(args.start), end: timeArg(args.end) };
+      for (const text of store.exportLines(String(args.db), range)) {
+        if (!out.write(text)) await new Promise((r) => out.once("drain", r));
+      }
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+function timeArg(v: unknown): bigint | undefined {
+  if (typeof v !== "string" || v === "") return undefined;
+  if (/^-?\d+$/.test(v)) return BigInt(v);
+  const ms = Date.parse(v);
+  if (Number.isNaN(ms)) throw new TsdbError("config", `invalid time ${JSON.stringify(v)}: expected nanoseconds or RFC3339`);
+  return BigInt(ms) * 1_000_000n;
+}
+
+const version = defineCommand({
+  meta: { name: "version", description: "Print the version" },
+  run() {
+    process.stdout.write(`tsdb-pair ${VERSION} (${currentRuntime().name})\n`);
+  },
+});
+
+export const cli: CommandDef = defineCommand({
+  meta: { name: "tsdb-pair", version: VERSION, description: "Two-box dual-active time-series database" },
+  subCommands: { serve, export: exportCmd, version },
+});
+
+/** Runs the CLI; returns the exit code. Errors propagate to main, which prints them. */
+export async function runCli(rawArgs: string[]): Promise<number> {
+  if (rawArgs.length === 0 || rawArgs.includes("--help") || rawArgs.includes("-h")) {
+    const subName = rawArgs.find((a) => !a.startsWith("-"));
+    const sub = subName === undefined ? undefined : (cli.subCommands as Record<string, CommandDef>)[subName];
+    await showUsage(sub ?? cli, sub ? cli : undefined);
+    return rawArgs.length === 0 ? 2 : 0;
+  }
+  if (rawArgs[0] === "--version") {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const subName = rawArgs[0]!;
+  if (!((cli.subCommands as Record<string, CommandDef>)[subName])) {
+    throw new TsdbError("config", `unknown command ${JSON.stringify(subName)}: expected serve, export or version (see --help)`);
+  }
+  await runCommand(cli, { rawArgs });
+  return 0;
+}

@@ -1,0 +1,151 @@
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { decodeFloats, encodeFloats } from "./float.ts";
+import { FORMAT, readColumnHeader } from "./format.ts";
+import { bytesOf, decimalWalk, mulberry32 } from "./testkit.ts";
+
+function roundTrip(values: Float64Array): Uint8Array {
+  const buf = encodeFloats(values);
+  const back = decodeFloats(buf);
+  expect(back.length).toBe(values.length);
+  expect(bytesOf(back)).toEqual(bytesOf(values));
+  return buf;
+}
+
+/** A Float64Array holding exactly these bit patterns (hi, lo words), NaN payloads included. */
+function fromBits(pairs: Array<[number, number]>): Float64Array {
+  const out = new Float64Array(pairs.length);
+  const view = new DataView(out.buffer);
+  pairs.forEach(([hi, lo], i) => view.setBigUint64(8 * i, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0), true));
+  return out;
+}
+
+const MIN_SUBNORMAL = 5e-324;
+const cases: Array<[string, number[], number?]> = [
+  ["an empty column", []],
+  ["a single value", [12.34]],
+  ["a single -0", [-0]],
+  ["zeros of both signs", [0, -0, 0, -0]],
+  ["decimals with a -0 among them", [1.5, -0, 2.25], FORMAT.FLOAT_GORILLA],
+  ["NaN and infinities", [NaN, Infinity, -Infinity, NaN, 1]],
+  ["decimals with a NaN among them", [1.5, NaN, 2.25], FORMAT.FLOAT_GORILLA],
+  ["decimals with an infinity among them", [1.5, Infinity, 2.25], FORMAT.FLOAT_GORILLA],
+  ["subnormals", [MIN_SUBNORMAL, -MIN_SUBNORMAL, 2.2250738585072e-308, 0]],
+  ["subnormals next to decimals", [0.5, MIN_SUBNORMAL, 0.25], FORMAT.FLOAT_GORILLA],
+  ["the largest and smallest doubles", [Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE]],
+  ["a constant", [21.5, 21.5, 21.5, 21.5]],
+  ["2-decimal readings", [12.34, 12.35, 12.3, 12.41, 11.99], FORMAT.FLOAT_DECIMAL],
+  ["integers stored as floats", [1, 2, 3, 1000, -5], FORMAT.FLOAT_DECIMAL],
+  ["safe-integer extremes", [Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 0]],
+  ["beyond safe integers", [2 ** 53, 2 ** 60, -(2 ** 70)], FORMAT.FLOAT_GORILLA],
+  ["values with 15 decimals", [0.123456789012345, 0.5]],
+  ["values needing more than 15 decimals", [0.1 + 0.2, 0.3]],
+  ["values that are not exact at their printed scale", [0.57, 1.005, 8.675, 1.1]],
+  ["large decimals", [123456789.12, -987654321.98]],
+];
+
+describe("encodeFloats/decodeFloats", () => {
+  for (const [name, values, format] of cases) {
+    test(`round-trips ${name}`, () => {
+      const buf = roundTrip(Float64Array.from(values));
+      if (format !== undefined) expect(readColumnHeader(buf).format).toBe(format);
+    });
+  }
+
+  test("keeps NaN payloads and signs exactly", () => {
+    roundTrip(
+      fromBits([
+        [0x7ff80000, 0], // the canonical quiet NaN
+        [0x7ff00000, 1], // a signalling NaN
+        [0xfff80000, 0xdeadbeef], // a negative quiet NaN with payload
+        [0x7fffffff, 0xffffffff],
+        [0x80000000, 0], // -0
+      ]),
+    );
+  });
+
+  test("round-trips any doubles (NaN, ±0, ±Infinity, subnormals)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.double(), { maxLength: 200 }), (values) => {
+        roundTrip(Float64Array.from(values));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test("round-trips any 64-bit patterns", () => {
+    const word = fc.integer({ min: 0, max: 0xffffffff });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(word, word), { maxLength: 200 }), (pairs) => {
+        roundTrip(fromBits(pairs));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("round-trips decimals at every scale, mixed with repeats", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 15 }),
+        fc.array(fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.constant(0)), { maxLength: 200 }),
+        (k, ints) => {
+          roundTrip(Float64Array.from(ints, (m) => m / 10 ** k));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  test("round-trips random walks that repeat and jump", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.constant(0), fc.double({ min: -1, max: 1, noNaN: true }), fc.double()), { maxLength: 300 }),
+        (steps) => {
+          let x = 0;
+          roundTrip(Float64Array.from(steps, (s) => (x = s === 0 ? x : x + s)));
+        },
+      ),
+    );
+  });
+
+  test("uses the decimal encoding for a 2-decimal random walk, at about a byte per value", () => {
+    const values = decimalWalk(10_000, 42);
+    const buf = roundTrip(values);
+    expect(readColumnHeader(buf).format).toBe(FORMAT.FLOAT_DECIMAL);
+    expect(buf.length / values.length).toBeLessThan(1.2);
+  });
+
+  test("keeps a 2-decimal random walk under 2 bytes per value in 1000-value chunks", () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const values = decimalWalk(1000, seed);
+      expect(roundTrip(values).length / values.length).toBeLessThan(1.3);
+    }
+  });
+
+  test("keeps full-precision random walks under 8.5 bytes per value", () => {
+    const rand = mulberry32(5);
+    let x = 50;
+    const values = Float64Array.from({ length: 10_000 }, () => (x += rand() - 0.5));
+    expect(roundTrip(values).length / values.length).toBeLessThan(8.5);
+  });
+
+  test("keeps uniform random doubles under 8.5 bytes per value", () => {
+    const rand = mulberry32(6);
+    const values = Float64Array.from({ length: 10_000 }, () => rand() * 1e6 - 5e5);
+    expect(roundTrip(values).length / values.length).toBeLessThan(8.5);
+  });
+
+  test("stores random bit patterns raw, at 8 bytes per value", () => {
+    const rand = mulberry32(7);
+    const word = () => Math.floor(rand() * 2 ** 32);
+    const values = fromBits(Array.from({ length: 1000 }, (): [number, number] => [word(), word()]));
+    const buf = roundTrip(values);
+    expect(readColumnHeader(buf).format).toBe(FORMAT.FLOAT_RAW);
+    expect(buf.length).toBeLessThanOrEqual(8 * 1000 + 3);
+  });
+
+  test("stores a constant in about a bit per value", () => {
+    const buf = roundTrip(new Float64Array(10_000).fill(Math.PI));
+    expect(buf.length / 10_000).toBeLessThan(0.13);
+  });
+});

@@ -1,0 +1,210 @@
+/**
+ * Float columns, in whichever of three encodings is smallest for the column:
+ *
+ * - Gorilla XOR (Pelkonen et al., VLDB 2015, §4.1.2): each value XORed with the previous one,
+ *   '0' for a repeat, '10' + meaningful bits when they fit the previous window, else
+ *   '11' + 5-bit leading-zero count + 6-bit length + meaningful bits.
+ * - decimal: most sensor readings are decimals typed by a human or a PLC (12.34), whose
+ *   binary mantissas look random to XOR. When every value v has an integer m with
+ *   m / 10^k === v exactly (k ≤ 15, m a safe integer), the m are stored as zig-zag deltas,
+ *   bit-packed (packed.ts): a 2-decimal random walk costs about a byte per value. -0, NaN,
+ *   ±Infinity and subnormals never qualify, so those columns always take the XOR path.
+ * - raw: 8 bytes a value, for the rare column XOR would make bigger (random bit patterns).
+ *
+ * Round-trips are bit-exact, NaN payloads included: values are read and written through a
+ * Uint32Array view, never as JS numbers, except on the decimal path where they are not NaN.
+ */
+import { BitReader, BitWriter, HI, LO, corrupt, joinSafe, splitSafe, wordsOf } from "./bits.ts";
+import { FORMAT, checkEncodeCount, readHeader, writeHeader } from "./format.ts";
+import { readDeltas, writeDeltas } from "./packed.ts";
+
+const MAX_SCALE = 15;
+const POW10: readonly number[] = Array.from({ length: MAX_SCALE + 1 }, (_, k) => 10 ** k);
+
+/** Encodes a float64 column. */
+export function encodeFloats(values: Float64Array): Uint8Array {
+  const n = values.length;
+  checkEncodeCount("float column", n);
+  const words = wordsOf(values);
+  const k = decimalScale(values);
+  const decimal = k >= 0 ? encodeDecimal(values, k) : null;
+  // XOR needs 64 bits for the first value and at least one bit per further value.
+  const xorFloor = 8 + (n - 1) / 8;
+  let best = decimal !== null && decimal.length <= xorFloor ? decimal : encodeGorilla(words, n);
+  if (decimal !== null && decimal.length < best.length) best = decimal;
+  if (best.length > 8 * n + 8) best = encodeRaw(words, n);
+  return best;
+}
+
+/** Decodes a column written by encodeFloats. */
+export function decodeFloats(buf: Uint8Array): Float64Array {
+  const r = new BitReader(buf, "float column");
+  const { format, count: n } = readHeader(r, "decodeFloats", [
+    FORMAT.FLOAT_GORILLA,
+    FORMAT.FLOAT_DECIMAL,
+    FORMAT.FLOAT_RAW,
+  ]);
+  if (format === FORMAT.FLOAT_RAW) r.need(64 * n, `${n} values`);
+  if (format === FORMAT.FLOAT_GORILLA && n > 0) r.need(63 + n, `${n} values`);
+  const out = new Float64Array(n);
+  const words = wordsOf(out);
+  if (format === FORMAT.FLOAT_GORILLA) decodeGorilla(r, words, n);
+  else if (format === FORMAT.FLOAT_DECIMAL) {
+    const k = r.read(4);
+    if (k > MAX_SCALE) throw corrupt(r.what, `decimal scale 10^${k} > 10^${MAX_SCALE}`);
+    const ints = readDeltas(r, n);
+    const unit = POW10[k]!;
+    for (let i = 0; i < n; i++) out[i] = joinSafe(ints, i) / unit;
+  } else {
+    for (let i = 0; i < n; i++) {
+      words[2 * i + HI] = r.read(32);
+      words[2 * i + LO] = r.read(32);
+    }
+  }
+  r.expectEnd();
+  return out;
+}
+
+/** Count of trailing zero bits of a non-zero 32-bit value. */
+function ctz(x: number): number {
+  return 31 - Math.clz32(x & -x);
+}
+
+function encodeGorilla(words: Uint32Array, n: number): Uint8Array {
+  const w = new BitWriter(16 + n * 9);
+  writeHeader(w, FORMAT.FLOAT_GORILLA, n);
+  if (n === 0) return w.finish();
+  let prevHi = words[HI]!;
+  let prevLo = words[LO]!;
+  w.write(prevHi, 32);
+  w.write(prevLo, 32);
+  // 65 leading zeros can never be matched, so the first change opens a new window.
+  let prevLead = 65;
+  let prevTrail = 0;
+  for (let i = 1; i < n; i++) {
+    const hi = words[2 * i + HI]!;
+    const lo = words[2 * i + LO]!;
+    const xh = (hi ^ prevHi) >>> 0;
+    const xl = (lo ^ prevLo) >>> 0;
+    prevHi = hi;
+    prevLo = lo;
+    if ((xh | xl) === 0) {
+      w.write(0, 1);
+      continue;
+    }
+    let lead = xh !== 0 ? Math.clz32(xh) : 32 + Math.clz32(xl);
+    const trail = xl !== 0 ? ctz(xl) : 32 + ctz(xh);
+    if (lead > 31) lead = 31; // the paper's 5-bit field
+    let shift: number;
+    let width: number;
+    if (lead >= prevLead && trail >= prevTrail) {
+      w.write(0b10, 2);
+      shift = prevTrail;
+      width = 64 - prevLead - prevTrail;
+    } else {
+      width = 64 - lead - trail;
+      w.write(0b11, 2);
+      w.write(lead, 5);
+      w.write(width & 63, 6); // 64 meaningful bits are written as 0
+      shift = trail;
+      prevLead = lead;
+      prevTrail = trail;
+    }
+    if (shift === 0) w.write64(xh, xl, width);
+    else if (shift < 32) w.write64(xh >>> shift, ((xl >>> shift) | (xh << (32 - shift))) >>> 0, width);
+    else w.write(xh >>> (shift - 32), width);
+  }
+  return w.finish();
+}
+
+function decodeGorilla(r: BitReader, words: Uint32Array, n: number): void {
+  if (n === 0) return;
+  let hi = r.read(32);
+  let lo = r.read(32);
+  words[HI] = hi;
+  words[LO] = lo;
+  let width = 0;
+  let trail = 0;
+  for (let i = 1; i < n; i++) {
+    if (r.readBit() !== 0) {
+      if (r.readBit() !== 0) {
+        const lead = r.read(5);
+        width = r.read(6) || 64;
+        trail = 64 - lead - width;
+        if (trail < 0) throw corrupt(r.what, `value ${i}: ${lead} leading zeros + ${width} bits exceed 64`);
+      } else if (width === 0) throw corrupt(r.what, `value ${i}: reuses a window before any was set`);
+      let vh = 0;
+      let vl: number;
+      if (width > 32) {
+        vh = r.read(width - 32);
+        vl = r.read(32);
+      } else vl = r.read(width);
+      if (trail === 0) {
+        hi ^= vh;
+        lo ^= vl;
+      } else if (trail < 32) {
+        hi ^= (vh << trail) | (vl >>> (32 - trail));
+        lo ^= vl << trail;
+      } else hi ^= vl << (trail - 32);
+    }
+    words[2 * i + HI] = hi;
+    words[2 * i + LO] = lo;
+  }
+}
+
+function encodeRaw(words: Uint32Array, n: number): Uint8Array {
+  const w = new BitWriter(16 + 8 * n);
+  writeHeader(w, FORMAT.FLOAT_RAW, n);
+  for (let i = 0; i < n; i++) {
+    w.write(words[2 * i + HI]!, 32);
+    w.write(words[2 * i + LO]!, 32);
+  }
+  return w.finish();
+}
+
+/** True when m / 10^k is exactly v and m is a safe integer, m = round(v · 10^k). */
+function fitsScale(v: number, k: number): boolean {
+  const unit = POW10[k]!;
+  const m = Math.round(v * unit);
+  return m / unit === v && Number.isSafeInteger(m);
+}
+
+/**
+ * The smallest k ≤ 15 such that every value is a k-decimal number (see fitsScale), or -1.
+ * -0 fails explicitly because 0 / 10^k is +0; NaN, ±Infinity and subnormals fail the test.
+ */
+function decimalScale(values: Float64Array): number {
+  let k = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v === 0 && 1 / v < 0) return -1;
+    // Anything beyond 2^53 or non-finite can't be m / 10^k with m safe; skip the 16 tries.
+    if (!(Math.abs(v) < 9007199254740992)) return -1;
+    while (!fitsScale(v, k)) if (++k > MAX_SCALE) return -1;
+  }
+  return k;
+}
+
+/**
+ * Writes the decimal encoding at scale k, or a larger k if an earlier value (checked at a
+ * smaller scale) does not survive k; null if none up to 10^15 works for all.
+ */
+function encodeDecimal(values: Float64Array, k: number): Uint8Array | null {
+  const n = values.length;
+  const ints = new Uint32Array(2 * n);
+  scales: for (; k <= MAX_SCALE; k++) {
+    const unit = POW10[k]!;
+    for (let i = 0; i < n; i++) {
+      const v = values[i]!;
+      const m = Math.round(v * unit);
+      if (m / unit !== v || !Number.isSafeInteger(m)) continue scales;
+      splitSafe(m, ints, i);
+    }
+    const w = new BitWriter(16 + n * 2);
+    writeHeader(w, FORMAT.FLOAT_DECIMAL, n);
+    w.write(k, 4);
+    writeDeltas(w, ints, n);
+    return w.finish();
+  }
+  return null;
+}

@@ -1,0 +1,112 @@
+/**
+ * The server's configuration, resolved once at start into a complete, validated object.
+ * Only the CLI layer reads flags and environment; everything else receives a ServeConfig.
+ */
+import { TsdbError } from "./errors.ts";
+
+export type SyncMode = "full" | "normal" | "off";
+
+export interface ServeConfig {
+  readonly listenHost: string;
+  readonly listenPort: number;
+  readonly dataDir: string;
+  readonly nodeId: string;
+  readonly authToken: string | null;
+  readonly sync: SyncMode;
+  readonly maxBodyBytes: number;
+  readonly autoCreate: boolean;
+  readonly engine: EngineConfig;
+}
+
+/** Storage-engine knobs; defaults are the named constants below. */
+export interface EngineConfig {
+  /** Values in one hot buffer that trigger a flush into a chunk. */
+  readonly chunkPoints: number;
+  /** Hot data older than this (ms since it arrived) is flushed. */
+  readonly flushAgeMs: number;
+  /** Estimated bytes of all hot buffers above which the largest are flushed early. */
+  readonly hotMemoryBytes: number;
+}
+
+export const DEFAULT_LISTEN = "0.0.0.0:8086";
+export const DEFAULT_DATA_DIR = "./data";
+export const DEFAULT_SYNC: SyncMode = "full";
+/** InfluxDB 1.x's default `max-body-size` (25 MB). */
+export const DEFAULT_MAX_BODY_BYTES = 25_000_000;
+export const DEFAULT_CHUNK_POINTS = 1000;
+export const DEFAULT_FLUSH_AGE_MS = 10 * 60_000;
+export const DEFAULT_HOT_MEMORY_BYTES = 64 * 1024 * 1024;
+
+export const DEFAULT_ENGINE: EngineConfig = {
+  chunkPoints: DEFAULT_CHUNK_POINTS,
+  flushAgeMs: DEFAULT_FLUSH_AGE_MS,
+  hotMemoryBytes: DEFAULT_HOT_MEMORY_BYTES,
+};
+
+/** What the CLI hands over: every value optional and still a string where it came from text. */
+export interface ServeInput {
+  listen?: string;
+  data?: string;
+  nodeId?: string;
+  authToken?: string;
+  sync?: string;
+  maxBody?: string | number;
+  autoCreate?: boolean;
+}
+
+/** Turns loose input into a ServeConfig, filling defaults; throws TsdbError("config") naming the bad value. */
+export function resolveServeConfig(input: ServeInput, defaults: { hostname: string }): ServeConfig {
+  const { host, port } = parseListen(input.listen ?? DEFAULT_LISTEN);
+  const nodeId = input.nodeId ?? defaults.hostname;
+  validateNodeId(nodeId);
+  const sync = input.sync ?? DEFAULT_SYNC;
+  if (sync !== "full" && sync !== "normal" && sync !== "off") {
+    throw new TsdbError("config", `invalid --sync ${JSON.stringify(sync)}: expected full, normal or off`);
+  }
+  const authToken = input.authToken === undefined || input.authToken === "" ? null : input.authToken;
+  return {
+    listenHost: host,
+    listenPort: port,
+    dataDir: input.data === undefined || input.data === "" ? DEFAULT_DATA_DIR : input.data,
+    nodeId,
+    authToken,
+    sync,
+    maxBodyBytes: input.maxBody === undefined ? DEFAULT_MAX_BODY_BYTES : parseSize(input.maxBody, "--max-body"),
+    autoCreate: input.autoCreate ?? true,
+    engine: DEFAULT_ENGINE,
+  };
+}
+
+/** Parses `HOST:PORT`, `:PORT` or `[v6]:PORT`. */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw new TsdbError("config", `invalid --listen ${JSON.stringify(value)}: expected HOST:PORT, e.g. 0.0.0.0:8086`);
+  }
+  const host = m[1] ?? (m[2] === "" ? "0.0.0.0" : m[2]!);
+  return { host, port };
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** Parses a byte size such as `25000000`, `25MB`, `64KiB`. */
+export function parseSize(value: string | number, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(String(value));
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  const n = m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new TsdbError("config", `invalid ${what} ${JSON.stringify(String(value))}: expected a positive size such as 25MB`);
+  }
+  return n;
+}
+
+/** Node ids appear in frames, logs and status: keep them short and printable. */
+export function validateNodeId(id: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(id)) {
+    throw new TsdbError(
+      "config",
+      `invalid --node-id ${JSON.stringify(id)}: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+}

@@ -1,0 +1,21 @@
+/** Entry point: runs the CLI and is the only place that prints fatal errors and exits. */
+import process from "node:process";
+import { runCli } from "./cli/index.ts";
+import { isTsdbError } from "./errors.ts";
+
+try {
+  process.exitCode = await runCli(process.argv.slice(2));
+} catch (e) {
+  if (isTsdbError(e)) {
+    process.stderr.write(`tsdb-pair: ${e.message}\n`);
+    // Bad settings and a directory owned by another node are usage errors (exit 2).
+    process.exit(e.code === "config" || e.code === "identity" ? 2 : 1);
+  }
+  const err = e as { name?: string; message?: string };
+  if (err?.name === "CLIError") {
+    process.stderr.write(`tsdb-pair: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`tsdb-pair: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,173 @@
+/**
+ * The in-memory catalogue: databases, measurements, series and fields, loaded at open and
+ * kept in step with their tables by the writer. Lookups on the write path are Map gets, never
+ * scans. Entries added inside a transaction are recorded so a rollback can forget them.
+ */
+import type { FieldType } from "../lineprotocol/types.ts";
+import type { HotBuffer } from "./hot.ts";
+import type { Sqlite } from "./sqlite.ts";
+
+export interface FieldEntry {
+  readonly id: number;
+  readonly name: string;
+  readonly type: FieldType;
+  readonly measurement: MeasurementEntry;
+}
+
+export class MeasurementEntry {
+  readonly fields = new Map<string, FieldEntry>();
+  readonly series: SeriesEntry[] = [];
+  constructor(
+    readonly db: DbEntry,
+    readonly name: string,
+  ) {}
+}
+
+export class SeriesEntry {
+  /** Hot buffers of this series, by field id. */
+  readonly buffers = new Map<number, HotBuffer>();
+  constructor(
+    readonly id: number,
+    readonly key: string,
+    readonly measurement: MeasurementEntry,
+  ) {}
+}
+
+export class DbEntry {
+  readonly measurements = new Map<string, MeasurementEntry>();
+  readonly series = new Map<string, SeriesEntry>();
+  constructor(
+    readonly id: number,
+    readonly name: string,
+  ) {}
+
+  measurement(name: string): MeasurementEntry {
+    let m = this.measurements.get(name);
+    if (m === undefined) {
+      m = new MeasurementEntry(this, name);
+      this.measurements.set(name, m);
+    }
+    return m;
+  }
+}
+
+type Undo = () => void;
+
+export class Catalog {
+  readonly dbs = new Map<string, DbEntry>();
+  private readonly nodeIds = new Map<string, number>();
+  private readonly nodeNames = new Map<number, string>();
+  private undoLog: Undo[] = [];
+  private readonly insertDb;
+  private readonly insertSeries;
+  private readonly insertField;
+  private readonly insertNode;
+
+  constructor(private readonly sqlite: Sqlite) {
+    this.insertDb = sqlite.prepare("INSERT INTO databases (name) VALUES (?)");
+    this.insertSeries = sqlite.prepare("INSERT INTO series (db_id, measurement, key) VALUES (?, ?, ?)");
+    this.insertField = sqlite.prepare("INSERT INTO fields (db_id, measurement, name, type) VALUES (?, ?, ?, ?)");
+    this.insertNode = sqlite.prepare("INSERT INTO nodes (name) VALUES (?)");
+    this.load();
+  }
+
+  private load(): void {
+    const byId = new Map<number, DbEntry>();
+    for (const row of this.sqlite.prepare("SELECT id, name FROM databases").all() as Array<{ id: number; name: string }>) {
+      const db = new DbEntry(row.id, row.name);
+      this.dbs.set(db.name, db);
+      byId.set(db.id, db);
+    }
+    for (const row of this.sqlite.prepare("SELECT id, name FROM nodes").all() as Array<{ id: number; name: string }>) {
+      this.nodeIds.set(row.name, row.id);
+      this.nodeNames.set(row.id, row.name);
+    }
+    const fieldRows = this.sqlite.prepare("SELECT id, db_id, measurement, name, type FROM fields ORDER BY id").all() as Array<{
+      id: number;
+      db_id: number;
+      measurement: string;
+      name: string;
+      type: FieldType;
+    }>;
+    for (const row of fieldRows) {
+      const m = byId.get(row.db_id)?.measurement(row.measurement);
+      if (m) m.fields.set(row.name, { id: row.id, name: row.name, type: row.type, measurement: m });
+    }
+    const seriesRows = this.sqlite.prepare("SELECT id, db_id, measurement, key FROM series ORDER BY id").raw().all() as Array<
+      [number, number, string, string]
+    >;
+    for (const [id, dbId, measurement, key] of seriesRows) {
+      const db = byId.get(dbId);
+      if (!db) continue;
+      const m = db.measurement(measurement);
+      const s = new SeriesEntry(id, key, m);
+      db.series.set(key, s);
+      m.series.push(s);
+    }
+  }
+
+  /** Starts recording additions so `rollback` can forget them. */
+  begin(): void {
+    this.undoLog = [];
+  }
+
+  /** Forgets every entry added since `begin` (their rows were rolled back). */
+  rollback(): void {
+    for (let i = this.undoLog.length - 1; i >= 0; i--) this.undoLog[i]!();
+    this.undoLog = [];
+  }
+
+  createDb(name: string): DbEntry {
+    const id = Number(this.insertDb.run([name]).lastInsertRowid);
+    const db = new DbEntry(id, name);
+    this.dbs.set(name, db);
+    this.undoLog.push(() => this.dbs.delete(name));
+    return db;
+  }
+
+  createSeries(db: DbEntry, m: MeasurementEntry, key: string): SeriesEntry {
+    const id = Number(this.insertSeries.run([db.id, m.name, key]).lastInsertRowid);
+    const s = new SeriesEntry(id, key, m);
+    db.series.set(key, s);
+    m.series.push(s);
+    this.undoLog.push(() => {
+      db.series.delete(key);
+      m.series.pop();
+    });
+    return s;
+  }
+
+  createField(m: MeasurementEntry, name: string, type: FieldType): FieldEntry {
+    const id = Number(this.insertField.run([m.db.id, m.name, name, type]).lastInsertRowid);
+    const f: FieldEntry = { id, name, type, measurement: m };
+    m.fields.set(name, f);
+    this.undoLog.push(() => m.fields.delete(name));
+    return f;
+  }
+
+  /** The small number that stands for a node id in stored versions, creating it if new. */
+  nodeId(name: string): number {
+    let id = this.nodeIds.get(name);
+    if (id === undefined) {
+      id = Number(this.insertNode.run([name]).lastInsertRowid);
+      this.nodeIds.set(name, id);
+      this.nodeNames.set(id, name);
+      const created = id;
+      this.undoLog.push(() => {
+        this.nodeIds.delete(name);
+        this.nodeNames.delete(created);
+      });
+    }
+    return id;
+  }
+
+  nodeName(id: number): string {
+    return this.nodeNames.get(id) ?? `#${id}`;
+  }
+
+  seriesCount(): number {
+    let n = 0;
+    for (const db of this.dbs.values()) n += db.series.size;
+    return n;
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * Embedded migrations, in drizzle's migration shape, so the single binary never reads a
+ * migration folder from disk. Append new entries; never edit a shipped one.
+ * The SQL matches ./schema.ts.
+ */
+export interface Migration {
+  readonly sql: string[];
+  readonly bps: boolean;
+  readonly folderMillis: number;
+  readonly hash: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    hash: "0001_initial",
+    folderMillis: 1_795_000_000_000,
+    bps: true,
+    sql: [
+      `CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)`,
+      `CREATE TABLE databases (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)`,
+      `CREATE TABLE nodes (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)`,
+      `CREATE TABLE series (id INTEGER PRIMARY KEY, db_id INTEGER NOT NULL, measurement TEXT NOT NULL, key TEXT NOT NULL)`,
+      `CREATE UNIQUE INDEX series_by_key ON series (db_id, key)`,
+      `CREATE TABLE fields (id INTEGER PRIMARY KEY, db_id INTEGER NOT NULL, measurement TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL)`,
+      `CREATE UNIQUE INDEX fields_by_name ON fields (db_id, measurement, name)`,
+      `CREATE TABLE frames (seq INTEGER PRIMARY KEY AUTOINCREMENT, origin_id INTEGER NOT NULL, lsn INTEGER NOT NULL, hlc INTEGER NOT NULL, bytes BLOB NOT NULL)`,
+      `CREATE UNIQUE INDEX frames_by_origin ON frames (origin_id, lsn)`,
+      `CREATE TABLE chunks (id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL, field_id INTEGER NOT NULL, min_time INTEGER NOT NULL, max_time INTEGER NOT NULL, count INTEGER NOT NULL, times BLOB NOT NULL, vals BLOB NOT NULL, hlcs BLOB NOT NULL, origin_id INTEGER, origins BLOB)`,
+      `CREATE INDEX chunks_by_series ON chunks (series_id, field_id, min_time)`,
+    ],
+  },
+];

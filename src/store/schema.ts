@@ -1,0 +1,77 @@
+/**
+ * The catalogue and storage tables. Points live in `chunks` (compressed columns, one row per
+ * chunk of one series and field) and, until flushed, in the write-ahead `frames`.
+ */
+import { blob, index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/** Key/value facts about this store: node id, incarnation, last LSN, flush checkpoint. */
+export const meta = sqliteTable("meta", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});
+
+export const databases = sqliteTable("databases", {
+  id: integer("id").primaryKey(),
+  name: text("name").notNull().unique(),
+});
+
+/** Node ids that have written values here (own and twin), so versions store a small number. */
+export const nodes = sqliteTable("nodes", {
+  id: integer("id").primaryKey(),
+  name: text("name").notNull().unique(),
+});
+
+export const series = sqliteTable(
+  "series",
+  {
+    id: integer("id").primaryKey(),
+    dbId: integer("db_id").notNull(),
+    measurement: text("measurement").notNull(),
+    key: text("key").notNull(),
+  },
+  (t) => [uniqueIndex("series_by_key").on(t.dbId, t.key)],
+);
+
+export const fields = sqliteTable(
+  "fields",
+  {
+    id: integer("id").primaryKey(),
+    dbId: integer("db_id").notNull(),
+    measurement: text("measurement").notNull(),
+    name: text("name").notNull(),
+    type: text("type").notNull(),
+  },
+  (t) => [uniqueIndex("fields_by_name").on(t.dbId, t.measurement, t.name)],
+);
+
+/** The frame log: own frames (origin = this node) and frames applied from the twin. */
+export const frames = sqliteTable(
+  "frames",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    originId: integer("origin_id").notNull(),
+    lsn: integer("lsn").notNull(),
+    hlc: integer("hlc").notNull(),
+    bytes: blob("bytes").notNull(),
+  },
+  (t) => [uniqueIndex("frames_by_origin").on(t.originId, t.lsn)],
+);
+
+export const chunks = sqliteTable(
+  "chunks",
+  {
+    id: integer("id").primaryKey(),
+    seriesId: integer("series_id").notNull(),
+    fieldId: integer("field_id").notNull(),
+    minTime: integer("min_time").notNull(),
+    maxTime: integer("max_time").notNull(),
+    count: integer("count").notNull(),
+    times: blob("times").notNull(),
+    vals: blob("vals").notNull(),
+    hlcs: blob("hlcs").notNull(),
+    /** The origin of every value when the chunk has one writer, else null and `origins` holds them. */
+    originId: integer("origin_id"),
+    origins: blob("origins"),
+  },
+  (t) => [index("chunks_by_series").on(t.seriesId, t.fieldId, t.minTime)],
+);

@@ -1,0 +1,147 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_ENGINE, type EngineConfig } from "../config.ts";
+import { isTsdbError } from "../errors.ts";
+import { parseLines } from "../lineprotocol/parse.ts";
+import { Store, type WriteRequest } from "./store.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "tsdb-store-"));
+  dirs.push(d);
+  return d;
+}
+
+function open(dataDir: string, engine: Partial<EngineConfig> = {}, nodeId = "node-a"): Store {
+  return Store.open({ dataDir, nodeId, sync: "normal", engine: { ...DEFAULT_ENGINE, ...engine } });
+}
+
+function req(body: string, extra: Partial<WriteRequest> = {}): WriteRequest {
+  const { points, errors } = parseLines(body, { precision: "ns", defaultTime: 1_000n });
+  expect(errors).toEqual([]);
+  return { db: "db", rp: "", precision: "ns", defaultTime: 1_000n, points, autoCreate: true, ...extra };
+}
+
+function exportAll(store: Store, db = "db"): string {
+  return [...store.exportLines(db)].join("");
+}
+
+describe("store", () => {
+  test("exports what was written, canonically sorted with one line per series and time", async () => {
+    const store = open(tempDir());
+    await store.write(req("m,b=2,a=1 y=2i,x=1.5 20\nm,a=1,b=2 x=2.5 10\nk f=\"s\\\"q\",t=true 5\nm,a=0 u=7u 10"));
+    expect(exportAll(store)).toBe(
+      'k f="s\\"q",t=true 5\n' + "m,a=0 u=7u 10\n" + "m,a=1,b=2 x=2.5 10\n" + "m,a=1,b=2 x=1.5,y=2i 20\n",
+    );
+    await store.close();
+  });
+
+  test("a later write of the same series, field and time replaces the earlier one", async () => {
+    const store = open(tempDir());
+    await store.write(req("m v=1 10\nm v=2 20"));
+    await store.write(req("m v=3 10"));
+    expect(exportAll(store)).toBe("m v=3 10\nm v=2 20\n");
+    store.flushAll();
+    await store.write(req("m v=4 20"));
+    expect(exportAll(store)).toBe("m v=3 10\nm v=4 20\n");
+    await store.close();
+  });
+
+  test("drops only the points whose field type clashes with the stored type", async () => {
+    const store = open(tempDir());
+    await store.write(req("m v=1 10"));
+    const out = await store.write(req("m v=2i 20\nm v=3 30\nm w=true 40"));
+    expect(out.accepted).toBe(2);
+    expect(out.conflicts).toEqual([{ line: 1, measurement: "m", field: "v", type: "integer", existing: "float" }]);
+    expect(exportAll(store)).toBe("m v=1 10\nm v=3 30\nm w=true 40\n");
+    await store.close();
+  });
+
+  test("a type clash inside one batch keeps the first type", async () => {
+    const store = open(tempDir());
+    const out = await store.write(req("m v=1i 10\nm v=1.5 20"));
+    expect(out.accepted).toBe(1);
+    expect(out.conflicts[0]?.existing).toBe("integer");
+    await store.close();
+  });
+
+  test("unknown databases are refused when auto-create is off, and unknown retention policies always", async () => {
+    const store = open(tempDir());
+    const cases: Array<[string, Partial<WriteRequest>, string]> = [
+      ["no auto-create", { autoCreate: false }, 'database not found: "db"'],
+      ["bad rp", { rp: "nope" }, "retention policy not found: nope"],
+    ];
+    for (const [, extra, message] of cases) {
+      const err = await store.write(req("m v=1 1", extra)).catch((e) => e);
+      expect(isTsdbError(err, "not_found")).toBe(true);
+      expect((err as Error).message).toBe(message);
+    }
+    expect(store.databases()).toEqual([]);
+    await store.close();
+  });
+
+  test("concurrent writes share commits and all land", async () => {
+    const store = open(tempDir());
+    const writes = Array.from({ length: 50 }, (_, i) => store.write(req(`m,h=h${i % 5} v=${i} ${i}`)));
+    const outcomes = await Promise.all(writes);
+    expect(outcomes.every((o) => o.accepted === 1)).toBe(true);
+    expect(new Set(outcomes.map((o) => o.lsn)).size).toBe(50);
+    expect(exportAll(store).trim().split("\n").length).toBe(50);
+    await store.close();
+  });
+
+  test("reopening replays unflushed frames and keeps flushed chunks", async () => {
+    const dir = tempDir();
+    const a = open(dir, { chunkPoints: 4 });
+    for (let i = 0; i < 10; i++) await a.write(req(`m,h=x v=${i}i ${i}\nm,h=y s="${i}" ${i}`));
+    const before = exportAll(a);
+    expect(a.stats().chunksWritten).toBeGreaterThan(0);
+    // Simulate a crash: drop the handle without close() so the hot buffers are lost.
+    (a as unknown as { sqlite: { close(): void } }).sqlite.close();
+    (a as unknown as { releaseLock(): void }).releaseLock();
+    const b = open(dir, { chunkPoints: 4 });
+    expect(exportAll(b)).toBe(before);
+    expect(b.stats().lastLsn).toBe(10);
+    const next = await b.write(req("m,h=x v=99i 99"));
+    expect(next.lsn).toBe(11);
+    await b.close();
+    const c = open(dir);
+    // Series sort first, so the new point lands after h=x's last line and before h=y's.
+    expect(exportAll(c)).toBe(before.replace("m,h=x v=9i 9\n", "m,h=x v=9i 9\nm,h=x v=99i 99\n"));
+    await c.close();
+  });
+
+  test("refuses a data directory that belongs to another node id", async () => {
+    const dir = tempDir();
+    await open(dir).close();
+    let err: unknown;
+    try {
+      open(dir, {}, "node-b");
+    } catch (e) {
+      err = e;
+    }
+    expect(isTsdbError(err, "identity")).toBe(true);
+    expect(String((err as Error).message)).toContain('belongs to node "node-a"');
+  });
+
+  test("refuses a data directory that another live store holds", async () => {
+    const dir = tempDir();
+    const a = open(dir);
+    expect(() => open(dir)).toThrow(/in use by process/);
+    await a.close();
+    await open(dir).close();
+  });
+
+  test("export ranges are inclusive on both ends", async () => {
+    const store = open(tempDir());
+    await store.write(req("m v=1 10\nm v=2 20\nm v=3 30"));
+    expect([...store.exportLines("db", { start: 20n, end: 30n })].join("")).toBe("m v=2 20\nm v=3 30\n");
+    await store.close();
+  });
+});

@@ -1,0 +1,680 @@
+/**
+ * The store: the only thing that mutates the database file.
+ *
+ * Writes arrive as parsed batches. A single writer commits every batch queued since its last
+ * turn in one SQLite transaction (group commit): catalogue rows for new series and fields and
+ * one checksummed frame per batch. Only after the commit are the points added to the hot
+ * buffers and the callers answered, so "acknowledged" means "in a committed frame".
+ *
+ * Hot buffers are flushed into compressed chunks by size, age and a global memory cap. The
+ * flush checkpoint is the newest frame whose every value is in chunks; at open, frames after
+ * it are replayed into the hot buffers. Replay is idempotent (values carry versions and reads
+ * keep one value per timestamp), so a crash between flush and checkpoint costs nothing.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdirSync, openSync, readFileSync, unlinkSync, writeSync, closeSync } from "node:fs";
+import process from "node:process";
+import { join } from "node:path";
+import type { EngineConfig, SyncMode } from "../config.ts";
+import { TsdbError } from "../errors.ts";
+import { escapeFieldKey, formatFieldValue } from "../lineprotocol/format.ts";
+import { parseLines } from "../lineprotocol/parse.ts";
+import type { Point, Precision } from "../lineprotocol/types.ts";
+import { silentLogger, type Logger } from "../log.ts";
+import { decodeFrame, encodeFrame, type Frame } from "../wal/frame.ts";
+import { HybridClock } from "../wal/hlc.ts";
+import type { Lsn } from "../wal/position.ts";
+import { Catalog, type DbEntry, type FieldEntry, type SeriesEntry } from "./catalog.ts";
+import { decodeChunk, encodeChunk } from "./chunk.ts";
+import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
+import { mergeRuns, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
+import { openDb, type Sqlite } from "./sqlite.ts";
+
+export const STORE_FILE = "tsdb.db";
+/** Holds the pid of the process that has the data directory open. */
+const LOCK_FILE = "tsdb.lock";
+/** Retention policies: only InfluxDB's default exists until retention lands. */
+const KNOWN_RPS = new Set(["", "autogen"]);
+/** How long one background flush step may hold the writer. */
+const FLUSH_STEP_MS = 25;
+/** The same while hot buffers are over their memory cap: flushing then outranks ingest. */
+const FLUSH_STEP_OVER_CAP_MS = 250;
+/** How often buffers are checked for age. */
+const AGE_SCAN_MS = 1000;
+
+export interface StoreOptions {
+  readonly dataDir: string;
+  /** This node's id; null adopts the id stored in the directory (offline tools). */
+  readonly nodeId: string | null;
+  readonly sync: SyncMode;
+  readonly engine: EngineConfig;
+  readonly log?: Logger;
+  /** Wall clock in ms (tests may pin it). */
+  readonly nowMs?: () => number;
+}
+
+export interface WriteRequest {
+  readonly db: string;
+  readonly rp: string;
+  readonly precision: Precision;
+  /** Server time (ns) given to lines without a timestamp; stored in the frame for replay. */
+  readonly defaultTime: bigint;
+  readonly points: readonly Point[];
+  /** Create the database if it does not exist (else: not_found). */
+  readonly autoCreate: boolean;
+}
+
+export interface TypeConflict {
+  readonly line: number;
+  readonly measurement: string;
+  readonly field: string;
+  readonly type: string;
+  readonly existing: string;
+}
+
+export interface WriteOutcome {
+  readonly accepted: number;
+  /** Points dropped because a field's type clashes with the stored type. */
+  readonly conflicts: readonly TypeConflict[];
+  /** LSN of the frame that holds the accepted points (none when nothing was accepted). */
+  readonly lsn: Lsn | null;
+}
+
+export interface ExportRange {
+  readonly start?: bigint;
+  readonly end?: bigint;
+}
+
+export interface StoreStats {
+  readonly nodeId: string;
+  readonly incarnation: string;
+  readonly lastLsn: Lsn;
+  readonly checkpointSeq: number;
+  readonly series: number;
+  readonly hotValues: number;
+  readonly chunksWritten: number;
+}
+
+interface Pending {
+  readonly req: WriteRequest;
+  readonly resolve: (o: WriteOutcome) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+interface Staged {
+  readonly pending: Pending;
+  readonly outcome: WriteOutcome;
+  readonly frame: Frame | null;
+  readonly seq: number;
+  /** The frame's points, already parsed (exactly what replaying the frame would yield). */
+  readonly points: readonly Point[];
+}
+
+const MIN_TIME = -(2n ** 63n);
+const MAX_TIME = 2n ** 63n - 1n;
+
+export class Store {
+  readonly nodeId: string;
+  readonly incarnation: string;
+  private readonly sqlite: Sqlite;
+  private readonly catalog: Catalog;
+  private readonly clock: HybridClock;
+  private readonly order: VersionOrder;
+  private readonly log: Logger;
+  private readonly nowMs: () => number;
+  private readonly engine: EngineConfig;
+  private readonly selfId: number;
+  private lastLsn: Lsn;
+  private lastSeq = 0;
+  private checkpointSeq: number;
+  private hotValues = 0;
+  private chunksWritten = 0;
+  /** Buffers holding values, and those that reached the chunk size. */
+  private readonly live = new Set<HotBuffer>();
+  private readonly full = new Set<HotBuffer>();
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private closed = false;
+  private lastAgeScan = 0;
+  private readonly stmts;
+
+  private constructor(
+    opts: StoreOptions,
+    sqlite: Sqlite,
+    private readonly releaseLock: () => void,
+  ) {
+    this.sqlite = sqlite;
+    this.log = opts.log ?? silentLogger;
+    this.nowMs = opts.nowMs ?? Date.now;
+    this.engine = opts.engine;
+    this.clock = new HybridClock(this.nowMs);
+    this.stmts = {
+      begin: sqlite.prepare("BEGIN IMMEDIATE"),
+      commit: sqlite.prepare("COMMIT"),
+      rollback: sqlite.prepare("ROLLBACK"),
+      getMeta: sqlite.prepare("SELECT value FROM meta WHERE key = ?").raw(),
+      setMeta: sqlite.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+      insertFrame: sqlite.prepare("INSERT INTO frames (origin_id, lsn, hlc, bytes) VALUES (?, ?, ?, ?)"),
+      framesAfter: sqlite.prepare("SELECT seq, bytes FROM frames WHERE seq > ? ORDER BY seq").raw(),
+      maxSeq: sqlite.prepare("SELECT COALESCE(MAX(seq), 0) FROM frames").raw(),
+      trimFrames: sqlite.prepare("DELETE FROM frames WHERE seq <= ?"),
+      insertChunk: sqlite.prepare(
+        "INSERT INTO chunks (series_id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+      chunksOf: sqlite
+        .prepare(
+          "SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE series_id = ? AND field_id = ? AND max_time >= ? AND min_time <= ? ORDER BY min_time, id",
+        )
+        .raw(),
+      freePages: sqlite.prepare("PRAGMA freelist_count").raw(),
+      pageCount: sqlite.prepare("PRAGMA page_count").raw(),
+    };
+
+    this.catalog = new Catalog(sqlite);
+    this.order = versionOrder((id) => this.catalog.nodeName(id));
+    const identity = this.claimIdentity(opts.nodeId);
+    this.nodeId = identity.nodeId;
+    this.incarnation = identity.incarnation;
+    this.lastLsn = identity.lastLsn;
+    this.checkpointSeq = identity.checkpointSeq;
+    this.clock.observe(identity.lastHlc);
+    this.selfId = this.inTransaction(() => this.catalog.nodeId(this.nodeId));
+  }
+
+  /** Opens the store in `dataDir`, checks it belongs to `nodeId`, and replays unflushed frames. */
+  static open(opts: StoreOptions): Store {
+    mkdirSync(opts.dataDir, { recursive: true });
+    const release = lockDataDir(opts.dataDir);
+    let sqlite: Sqlite | undefined;
+    try {
+      sqlite = openDb(join(opts.dataDir, STORE_FILE), opts.sync).sqlite;
+      const store = new Store(opts, sqlite, release);
+      store.recover();
+      return store;
+    } catch (e) {
+      sqlite?.close();
+      release();
+      throw e;
+    }
+  }
+
+  /** Stores a batch; resolves once its frame is committed. */
+  write(req: WriteRequest): Promise<WriteOutcome> {
+    if (this.closed) return Promise.reject(new TsdbError("unavailable", "the store is shutting down"));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ req, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  stats(): StoreStats {
+    return {
+      nodeId: this.nodeId,
+      incarnation: this.incarnation,
+      lastLsn: this.lastLsn,
+      checkpointSeq: this.checkpointSeq,
+      series: this.catalog.seriesCount(),
+      hotValues: this.hotValues,
+      chunksWritten: this.chunksWritten,
+    };
+  }
+
+  databases(): string[] {
+    return [...this.catalog.dbs.keys()].sort();
+  }
+
+  /**
+   * Streams a database as canonical line protocol: measurements, then series keys, then
+   * times ascending; one line per series and timestamp with fields sorted by key; integer
+   * nanosecond timestamps. Yields one string per series.
+   */
+  *exportLines(dbName: string, range: ExportRange = {}): Generator<string> {
+    const db = this.catalog.dbs.get(dbName);
+    if (db === undefined) throw new TsdbError("not_found", `database not found: ${JSON.stringify(dbName)}`);
+    const lo = range.start ?? MIN_TIME;
+    const hi = range.end ?? MAX_TIME;
+    const measurements = [...db.measurements.values()].sort((a, b) => cmp(a.name, b.name));
+    for (const m of measurements) {
+      const fields = [...m.fields.values()].sort((a, b) => cmp(a.name, b.name));
+      const series = [...m.series].sort((a, b) => cmp(a.key, b.key));
+      for (const s of series) {
+        const text = this.formatSeries(s, fields, lo, hi);
+        if (text !== "") yield text;
+      }
+    }
+  }
+
+  /** Reads one series and field as a single time-ordered run (chunks and hot values merged). */
+  readRun(series: SeriesEntry, field: FieldEntry, lo: bigint, hi: bigint): Run {
+    const runs: Run[] = [];
+    for (const [times, vals, hlcs, originId, origins] of this.stmts.chunksOf.all([series.id, field.id, lo, hi]) as Array<
+      [Uint8Array, Uint8Array, Uint8Array, number | null, Uint8Array | null]
+    >) {
+      runs.push(decodeChunk({ times, vals, hlcs, originId, origins }, field.type));
+    }
+    const hot = series.buffers.get(field.id);
+    if (hot !== undefined && hot.length > 0) runs.push(hot.snapshot());
+    return sliceRun(mergeRuns(runs, field.type, this.order), lo, hi);
+  }
+
+  private formatSeries(s: SeriesEntry, fields: readonly FieldEntry[], lo: bigint, hi: bigint): string {
+    const cols: Array<{ prefix: string; field: FieldEntry; run: Run; at: number }> = [];
+    for (const f of fields) {
+      const run = this.readRun(s, f, lo, hi);
+      if (run.times.length > 0) cols.push({ prefix: escapeFieldKey(f.name) + "=", field: f, run, at: 0 });
+    }
+    if (cols.length === 0) return "";
+    const parts: string[] = [];
+    for (;;) {
+      let t: bigint | null = null;
+      for (const c of cols) {
+        if (c.at < c.run.times.length) {
+          const ct = c.run.times[c.at]!;
+          if (t === null || ct < t) t = ct;
+        }
+      }
+      if (t === null) break;
+      let line = s.key;
+      let sep = " ";
+      for (const c of cols) {
+        if (c.at < c.run.times.length && c.run.times[c.at] === t) {
+          line += sep + c.prefix + formatFieldValue(c.field.type, valueAt(c.run.values, c.at));
+          sep = ",";
+          c.at++;
+        }
+      }
+      parts.push(line + " " + t + "\n");
+    }
+    return parts.join("");
+  }
+
+  /** Flushes every hot buffer into chunks and advances the checkpoint. */
+  flushAll(): void {
+    this.flushStep(Number.POSITIVE_INFINITY, true);
+  }
+
+  /** Drains queued writes, flushes everything and closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.queue.length > 0) this.commitGroup(this.queue.splice(0));
+    this.flushAll();
+    try {
+      this.sqlite.exec("PRAGMA incremental_vacuum");
+      this.sqlite.pragma("wal_checkpoint(TRUNCATE)");
+    } catch (e) {
+      this.log.warn("could not compact the store file at close", { error: String(e) });
+    }
+    this.sqlite.close();
+    this.releaseLock();
+  }
+
+  // ---- writer ----
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // setImmediate lets every request whose body is already here enqueue first, so one
+    // commit (one fsync) serves all of them.
+    setImmediate(() => this.turn());
+  }
+
+  private turn(): void {
+    this.scheduled = false;
+    if (this.queue.length > 0) this.commitGroup(this.queue.splice(0));
+    if (this.flushWanted()) {
+      const overCap = this.hotValues * BYTES_PER_HOT_VALUE > this.engine.hotMemoryBytes;
+      this.flushStep(overCap ? FLUSH_STEP_OVER_CAP_MS : FLUSH_STEP_MS, false);
+    }
+    if (this.queue.length > 0 || this.flushWanted()) this.schedule();
+  }
+
+  private commitGroup(group: Pending[]): void {
+    const staged: Staged[] = [];
+    this.catalog.begin();
+    this.stmts.begin.run();
+    const lsnBefore = this.lastLsn;
+    try {
+      for (const p of group) {
+        try {
+          staged.push(this.stage(p));
+        } catch (e) {
+          // A request-level error (unknown database, bad retention policy) fails only that request.
+          p.reject(e);
+        }
+      }
+      if (this.lastLsn !== lsnBefore) this.stmts.setMeta.run(["last_lsn", String(this.lastLsn)]);
+      this.stmts.commit.run();
+    } catch (e) {
+      try {
+        this.stmts.rollback.run();
+      } catch {
+        // The transaction may already be gone (e.g. the disk is full); nothing more to undo.
+      }
+      this.catalog.rollback();
+      this.lastLsn = lsnBefore;
+      const err = new TsdbError("internal", `cannot commit ${group.length} write(s): ${String(e)}`, { cause: e });
+      this.log.error("commit failed", { error: String(e) });
+      for (const s of staged) s.pending.reject(err);
+      return;
+    }
+    const now = this.nowMs();
+    for (const s of staged) {
+      if (s.frame !== null) {
+        this.lastSeq = s.seq;
+        this.applyFrame(s.frame, s.seq, now, s.points);
+      }
+      s.pending.resolve(s.outcome);
+    }
+  }
+
+  /** Checks a request against the catalogue, adds what it needs and writes its frame. */
+  private stage(p: Pending): Staged {
+    const req = p.req;
+    if (!KNOWN_RPS.has(req.rp)) throw new TsdbError("not_found", `retention policy not found: ${req.rp}`);
+    let db = this.catalog.dbs.get(req.db);
+    if (db === undefined) {
+      if (!req.autoCreate) throw new TsdbError("not_found", `database not found: "${req.db}"`);
+      db = this.catalog.createDb(req.db);
+    }
+    const conflicts: TypeConflict[] = [];
+    const accepted: Point[] = [];
+    const lines: string[] = [];
+    for (const point of req.points) {
+      const conflict = this.admit(db, point);
+      if (conflict) conflicts.push(conflict);
+      else {
+        accepted.push(point);
+        lines.push(point.raw);
+      }
+    }
+    if (lines.length === 0) return { pending: p, outcome: { accepted: 0, conflicts, lsn: null }, frame: null, seq: 0, points: [] };
+    const frame: Frame = {
+      origin: this.nodeId,
+      lsn: ++this.lastLsn,
+      hlc: this.clock.tick(),
+      op: { kind: "write", db: req.db, rp: req.rp, precision: req.precision, defaultTime: req.defaultTime, lines: lines.join("\n") },
+    };
+    const info = this.stmts.insertFrame.run([this.selfId, frame.lsn, frame.hlc, encodeFrame(frame)]);
+    const seq = Number(info.lastInsertRowid);
+    return { pending: p, outcome: { accepted: lines.length, conflicts, lsn: frame.lsn }, frame, seq, points: accepted };
+  }
+
+  /** Adds the point's series and new fields to the catalogue, or reports its first type clash. */
+  private admit(db: DbEntry, point: Point): TypeConflict | null {
+    const m = db.measurement(point.measurement);
+    for (const f of point.fields) {
+      const known = m.fields.get(f.key);
+      if (known !== undefined && known.type !== f.type) {
+        return { line: point.line, measurement: point.measurement, field: f.key, type: f.type, existing: known.type };
+      }
+    }
+    for (const f of point.fields) if (!m.fields.has(f.key)) this.catalog.createField(m, f.key, f.type);
+    if (!db.series.has(point.seriesKey)) this.catalog.createSeries(db, m, point.seriesKey);
+    return null;
+  }
+
+  /**
+   * Puts a committed frame's points into the hot buffers (live writes and replay alike).
+   * Live writes pass the points they already parsed; replay parses the frame's lines.
+   */
+  private applyFrame(frame: Frame, seq: number, nowMs: number, parsed?: readonly Point[]): void {
+    const op = frame.op;
+    const db = this.catalog.dbs.get(op.db);
+    if (db === undefined) throw new TsdbError("internal", `frame ${frame.origin}@${frame.lsn} names unknown database ${op.db}`);
+    const origin = frame.origin === this.nodeId ? this.selfId : this.catalog.nodeId(frame.origin);
+    let points = parsed;
+    if (points === undefined) {
+      const result = parseLines(op.lines, { precision: op.precision, defaultTime: op.defaultTime });
+      if (result.errors.length > 0) {
+        this.log.warn("stored frame has lines that no longer parse", {
+          frame: `${frame.origin}@${frame.lsn}`,
+          first: result.errors[0]!.reason,
+        });
+      }
+      points = result.points;
+    }
+    const chunkPoints = this.engine.chunkPoints;
+    const hlc = BigInt(frame.hlc);
+    for (const point of points) {
+      const series = db.series.get(point.seriesKey);
+      const m = db.measurements.get(point.measurement);
+      if (series === undefined || m === undefined) continue;
+      for (const f of point.fields) {
+        const entry = m.fields.get(f.key);
+        if (entry === undefined || entry.type !== f.type) continue;
+        let buf = series.buffers.get(entry.id);
+        if (buf === undefined) {
+          buf = new HotBuffer(series, entry);
+          series.buffers.set(entry.id, buf);
+        }
+        if (buf.length === 0) this.live.add(buf);
+        buf.push(point.time, f.value, hlc, origin, seq, nowMs);
+        if (buf.length >= chunkPoints) this.full.add(buf);
+      }
+      this.hotValues += point.fields.length;
+    }
+  }
+
+  // ---- flush ----
+
+  private flushWanted(): boolean {
+    if (this.full.size > 0) return true;
+    if (this.hotValues * BYTES_PER_HOT_VALUE > this.engine.hotMemoryBytes) return true;
+    const now = this.nowMs();
+    if (now - this.lastAgeScan >= AGE_SCAN_MS) {
+      this.lastAgeScan = now;
+      for (const b of this.live) if (now - b.firstAt >= this.engine.flushAgeMs) return true;
+    }
+    return false;
+  }
+
+  /** Picks the buffers to flush now: full ones, then old ones, then the largest while over the memory cap. */
+  private pickFlush(all: boolean): HotBuffer[] {
+    if (all) return [...this.live];
+    const picked = new Set<HotBuffer>(this.full);
+    const now = this.nowMs();
+    for (const b of this.live) if (now - b.firstAt >= this.engine.flushAgeMs) picked.add(b);
+    let bytes = this.hotValues * BYTES_PER_HOT_VALUE;
+    if (bytes > this.engine.hotMemoryBytes) {
+      for (const b of picked) bytes -= b.length * BYTES_PER_HOT_VALUE;
+      const target = this.engine.hotMemoryBytes * 0.75;
+      if (bytes > target) {
+        const rest = [...this.live].filter((b) => !picked.has(b)).sort((a, b) => b.length - a.length);
+        for (const b of rest) {
+          if (bytes <= target) break;
+          picked.add(b);
+          bytes -= b.length * BYTES_PER_HOT_VALUE;
+        }
+      }
+    }
+    return [...picked];
+  }
+
+  /** Writes chunks for up to `budgetMs` of picked buffers in one transaction, then moves the checkpoint. */
+  private flushStep(budgetMs: number, all: boolean): void {
+    const picked = this.pickFlush(all);
+    if (picked.length === 0 && !all) return;
+    const started = performance.now();
+    const done: HotBuffer[] = [];
+    this.stmts.begin.run();
+    try {
+      for (const b of picked) {
+        if (b.length > 0) this.writeChunk(b);
+        done.push(b);
+        if (performance.now() - started >= budgetMs) break;
+      }
+      const checkpoint = this.checkpointAfter(done);
+      if (checkpoint > this.checkpointSeq) {
+        this.stmts.setMeta.run(["checkpoint_seq", String(checkpoint)]);
+        // Without a twin nothing else needs the frames the checkpoint covers.
+        this.stmts.trimFrames.run([checkpoint]);
+      }
+      this.stmts.commit.run();
+      this.checkpointSeq = Math.max(this.checkpointSeq, checkpoint);
+    } catch (e) {
+      try {
+        this.stmts.rollback.run();
+      } catch {
+        // already rolled back
+      }
+      // The values stay in their hot buffers and frames; the next step tries again.
+      this.log.error("flush failed", { error: String(e) });
+      return;
+    }
+    for (const b of done) {
+      this.hotValues -= b.length;
+      this.live.delete(b);
+      this.full.delete(b);
+      b.clear();
+    }
+    this.maybeVacuum();
+  }
+
+  private writeChunk(b: HotBuffer): void {
+    const run = b.ordered ? b.snapshot() : mergeRuns([b.snapshot()], b.type, this.order);
+    const c = encodeChunk(run, b.type);
+    this.stmts.insertChunk.run([b.series.id, b.field.id, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins]);
+    this.chunksWritten++;
+  }
+
+  /** The newest frame sequence whose values are all in chunks once `flushed` are written. */
+  private checkpointAfter(flushed: readonly HotBuffer[]): number {
+    const skip = new Set(flushed);
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const b of this.live) if (!skip.has(b) && b.firstSeq < oldest) oldest = b.firstSeq;
+    return oldest === Number.POSITIVE_INFINITY ? this.lastSeq : oldest - 1;
+  }
+
+  /** Gives free pages back to the file system once they are a large part of the file. */
+  private maybeVacuum(): void {
+    const free = Number(scalar(this.stmts.freePages));
+    const total = Number(scalar(this.stmts.pageCount));
+    if (free > 1024 && free * 4 > total) this.sqlite.exec("PRAGMA incremental_vacuum");
+  }
+
+  // ---- open ----
+
+  private inTransaction<T>(fn: () => T): T {
+    this.catalog.begin();
+    this.stmts.begin.run();
+    try {
+      const out = fn();
+      this.stmts.commit.run();
+      return out;
+    } catch (e) {
+      this.stmts.rollback.run();
+      this.catalog.rollback();
+      throw e;
+    }
+  }
+
+  private meta(key: string): string | undefined {
+    return scalar(this.stmts.getMeta, [key]) as string | undefined;
+  }
+
+  /** Records this node's id on first open; refuses a data directory that belongs to another node. */
+  private claimIdentity(wanted: string | null): {
+    nodeId: string;
+    incarnation: string;
+    lastLsn: number;
+    checkpointSeq: number;
+    lastHlc: number;
+  } {
+    return this.inTransaction(() => {
+      const stored = this.meta("node_id");
+      const nodeId = wanted ?? stored;
+      if (nodeId === undefined) throw new TsdbError("identity", "this data directory holds no store yet");
+      if (stored !== undefined && stored !== nodeId) {
+        throw new TsdbError(
+          "identity",
+          `this data directory belongs to node "${stored}"; refusing to start as "${nodeId}" (start with --node-id ${stored}, or use another --data directory)`,
+        );
+      }
+      if (stored === undefined) {
+        this.stmts.setMeta.run(["node_id", nodeId]);
+        this.stmts.setMeta.run(["incarnation", randomUUID()]);
+        this.stmts.setMeta.run(["last_lsn", "0"]);
+        this.stmts.setMeta.run(["checkpoint_seq", "0"]);
+      }
+      const lastHlc = Number(scalar(this.sqlite.prepare("SELECT COALESCE(MAX(hlc), 0) FROM frames").raw()));
+      return {
+        nodeId,
+        incarnation: this.meta("incarnation")!,
+        lastLsn: Number(this.meta("last_lsn")),
+        checkpointSeq: Number(this.meta("checkpoint_seq")),
+        lastHlc,
+      };
+    });
+  }
+
+  /** Replays the frames committed after the flush checkpoint into the hot buffers. */
+  private recover(): void {
+    const started = performance.now();
+    let replayed = 0;
+    const now = this.nowMs();
+    for (const [seq, bytes] of this.stmts.framesAfter.iterate([this.checkpointSeq]) as Iterable<[number, Uint8Array]>) {
+      const frame = decodeFrame(bytes);
+      this.clock.observe(frame.hlc);
+      this.lastSeq = seq;
+      this.applyFrame(frame, seq, now);
+      replayed++;
+    }
+    this.lastSeq = Math.max(this.lastSeq, Number(scalar(this.stmts.maxSeq)), this.checkpointSeq);
+    if (replayed > 0) {
+      this.log.info("replayed frames after the flush checkpoint", {
+        frames: replayed,
+        values: this.hotValues,
+        ms: Math.round(performance.now() - started),
+      });
+    }
+  }
+}
+
+/**
+ * Takes the data directory for this process. A lock left by a process that is gone (killed
+ * with SIGKILL, power loss) is taken over; one held by a live process is refused.
+ */
+function lockDataDir(dir: string): () => void {
+  const file = join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => {
+        try {
+          unlinkSync(file);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EEXIST") throw e;
+      const pid = Number(readFileSync(file, "utf8").trim());
+      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+        throw new TsdbError("identity", `data directory ${dir} is in use by process ${pid}`);
+      }
+      unlinkSync(file);
+    }
+  }
+  throw new TsdbError("identity", `cannot lock data directory ${dir}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === "EPERM";
+  }
+}
+
+/** The first column of the first row of a raw-mode statement (libsql's `get` ignores pluck). */
+function scalar(stmt: { get(params?: unknown[]): unknown }, params: unknown[] = []): unknown {
+  return (stmt.get(params) as unknown[] | undefined)?.[0];
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
