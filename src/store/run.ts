@@ -69,7 +69,10 @@ function strictlyIncreasing(times: BigInt64Array): boolean {
 export function mergeRuns(runs: readonly Run[], type: FieldType, order: VersionOrder): Run {
   const nonEmpty = runs.filter((r) => r.times.length > 0);
   if (nonEmpty.length === 0) return { times: new BigInt64Array(0), values: newValues(type, 0), hlcs: new BigInt64Array(0), origins: 0 };
-  if (nonEmpty.length === 1 && strictlyIncreasing(nonEmpty[0]!.times)) return nonEmpty[0]!;
+  if (nonEmpty.length === 1) {
+    const only = nonEmpty[0]!;
+    return strictlyIncreasing(only.times) ? only : sortOneRun(only, type, order);
+  }
   // Fast path: runs already in order and not overlapping (the usual case of flushed chunks).
   let disjoint = true;
   for (let k = 0; k < nonEmpty.length && disjoint; k++) {
@@ -126,6 +129,34 @@ export function mergeRuns(runs: readonly Run[], type: FieldType, order: VersionO
     origins[j] = originAt(r, i);
   }
   return { times, values, hlcs, origins: compactOrigins(origins) };
+}
+
+/** Sorts one run by time then version and keeps the last value per time (the flush of an unordered buffer). */
+function sortOneRun(r: Run, type: FieldType, order: VersionOrder): Run {
+  const n = r.times.length;
+  const refRun = new Uint32Array(n);
+  const refIdx = new Uint32Array(n);
+  for (let i = 0; i < n; i++) refIdx[i] = i;
+  const perm = sortedOrder([r], refRun, refIdx, order);
+  let kept = 0;
+  const keep = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const p = perm[i]!;
+    if (i + 1 < n && r.times[p] === r.times[perm[i + 1]!]) continue;
+    keep[kept++] = p;
+  }
+  const times = new BigInt64Array(kept);
+  const values = newValues(type, kept);
+  const hlcs = new BigInt64Array(kept);
+  const origins = typeof r.origins === "number" ? r.origins : new Uint16Array(kept);
+  for (let j = 0; j < kept; j++) {
+    const p = keep[j]!;
+    times[j] = r.times[p]!;
+    (values as unknown as FieldValue[])[j] = r.values[p]!;
+    hlcs[j] = r.hlcs[p]!;
+    if (typeof origins !== "number") origins[j] = (r.origins as Uint16Array)[p]!;
+  }
+  return { times, values, hlcs, origins: typeof origins === "number" ? origins : compactOrigins(origins) };
 }
 
 /**
