@@ -794,6 +794,7 @@ async function runSystem(spec: SystemSpec, cfg: BenchConfig, workload: Workload,
     }
     Object.assign(result, {
       status: "ok",
+      validated: validation.ok === true,
       linesPerSec: round(linesPerSec),
       fieldValuesPerSec: round(fieldValues / load.elapsedSeconds),
       bytesPerFieldValue: round(flushed.bytesOnDisk / fieldValues, 3),
@@ -1017,6 +1018,7 @@ async function main(): Promise<number> {
       systems[name] = await runSystem(specs[name], cfg, workload, prepared, tmp, deadline);
     }
     out.ratios = ratios(systems);
+    out.warnings = warnings(systems);
     if (Object.values(systems).some((s) => s.status === "failed")) exitCode = 1;
   } catch (err) {
     const e = err as Error & { code?: string };
@@ -1031,6 +1033,24 @@ async function main(): Promise<number> {
   out.finishedAt = new Date().toISOString();
   process.stdout.write(JSON.stringify(out, null, 2) + "\n");
   return exitCode;
+}
+
+/** Things a reader of the figures should know before trusting them. */
+function warnings(systems: Record<string, SystemResult>): string[] {
+  const out: string[] = [];
+  for (const [name, r] of Object.entries(systems)) {
+    if (r.status !== "ok") continue;
+    const load = r.load as { otherCoresBusy?: number | null; contended?: boolean; clientCoresBusy?: number };
+    if (load.contended === true) {
+      out.push(`${name}: other processes used ${load.otherCoresBusy} cores during the load; throughput is understated`);
+    }
+    if ((load.clientCoresBusy ?? 0) > 0.5) {
+      out.push(`${name}: the load generator used ${load.clientCoresBusy} cores; it may have been the bottleneck`);
+    }
+    if ((r.disk as { flushed?: boolean }).flushed !== true) out.push(`${name}: flush condition not reached; bytes on disk measured anyway`);
+    if (r.validated !== true) out.push(`${name}: point counts could not be validated (see validation)`);
+  }
+  return out;
 }
 
 /** tsdb-pair / InfluxDB for each headline figure, when both were measured. */

@@ -4,7 +4,8 @@
  *   measurement[,tag=value...] field=value[,field=value...] [timestamp]
  *
  * Pure and synchronous. One left-to-right pass of charCodeAt over each line; names are slices of
- * the body and are only rebuilt when they held an escape. Error reasons copy InfluxDB 1.x's
+ * the body (rebuilt only when they held an escape), made once per distinct name per body. Being
+ * slices, they keep the body alive while a caller holds them. Error reasons copy InfluxDB 1.x's
  * wording (models/points.go) so clients see the messages they know. Where we are deliberately
  * stricter or fix an InfluxDB bug, the comment at that spot says so.
  */

@@ -44,14 +44,23 @@ export class DbEntry {
   measurement(name: string): MeasurementEntry {
     let m = this.measurements.get(name);
     if (m === undefined) {
-      m = new MeasurementEntry(this, name);
-      this.measurements.set(name, m);
+      const copy = detach(name);
+      m = new MeasurementEntry(this, copy);
+      this.measurements.set(copy, m);
     }
     return m;
   }
 }
 
 type Undo = () => void;
+
+/**
+ * A copy of a string that shares no memory with the text it was sliced from. Names parsed
+ * from a request body are slices of that body; kept in the catalogue they would pin it.
+ */
+function detach(s: string): string {
+  return JSON.parse(JSON.stringify(s)) as string;
+}
 
 export class Catalog {
   readonly dbs = new Map<string, DbEntry>();
@@ -125,7 +134,8 @@ export class Catalog {
     return db;
   }
 
-  createSeries(db: DbEntry, m: MeasurementEntry, key: string): SeriesEntry {
+  createSeries(db: DbEntry, m: MeasurementEntry, sliced: string): SeriesEntry {
+    const key = detach(sliced);
     const id = Number(this.insertSeries.run([db.id, m.name, key]).lastInsertRowid);
     const s = new SeriesEntry(id, key, m);
     db.series.set(key, s);
@@ -137,7 +147,8 @@ export class Catalog {
     return s;
   }
 
-  createField(m: MeasurementEntry, name: string, type: FieldType): FieldEntry {
+  createField(m: MeasurementEntry, sliced: string, type: FieldType): FieldEntry {
+    const name = detach(sliced);
     const id = Number(this.insertField.run([m.db.id, m.name, name, type]).lastInsertRowid);
     const f: FieldEntry = { id, name, type, measurement: m };
     m.fields.set(name, f);
