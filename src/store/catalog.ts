@@ -3,6 +3,7 @@
  * kept in step with their tables by the writer. Lookups on the write path are Map gets, never
  * scans. Entries added inside a transaction are recorded so a rollback can forget them.
  */
+import { splitSeriesKey } from "../lineprotocol/format.ts";
 import type { FieldType } from "../lineprotocol/types.ts";
 import type { HotBuffer } from "./hot.ts";
 import type { Sqlite } from "./sqlite.ts";
@@ -26,11 +27,24 @@ export class MeasurementEntry {
 export class SeriesEntry {
   /** Hot buffers of this series, by field id. */
   readonly buffers = new Map<number, HotBuffer>();
+  private tagList: ReadonlyArray<readonly [string, string]> | null = null;
   constructor(
     readonly id: number,
     readonly key: string,
     readonly measurement: MeasurementEntry,
   ) {}
+
+  /** Unescaped tags sorted by key, parsed from the series key on first use. */
+  get tags(): ReadonlyArray<readonly [string, string]> {
+    this.tagList ??= splitSeriesKey(this.key).tags;
+    return this.tagList;
+  }
+
+  /** The value of one tag, or "" when the series does not have it (InfluxQL's rule). */
+  tag(key: string): string {
+    for (const [k, v] of this.tags) if (k === key) return v;
+    return "";
+  }
 }
 
 export class DbEntry {

@@ -219,8 +219,17 @@ export class Store {
     };
   }
 
+  /** Names of all databases, sorted. */
   databases(): string[] {
     return [...this.catalog.dbs.keys()].sort();
+  }
+
+  /**
+   * One database's catalogue (measurements, their fields and series) for readers such as the
+   * query engine. Read-only for them: only the writer changes it.
+   */
+  database(name: string): DbEntry | undefined {
+    return this.catalog.dbs.get(name);
   }
 
   /**
