@@ -170,6 +170,26 @@ export class Catalog {
     return f;
   }
 
+  /** Forgets a database (its rows are already deleted). */
+  forgetDb(db: DbEntry): void {
+    this.dbs.delete(db.name);
+  }
+
+  /** Forgets a measurement with its fields and series (their rows are already deleted). */
+  forgetMeasurement(m: MeasurementEntry): void {
+    for (const s of m.series) m.db.series.delete(s.key);
+    m.db.measurements.delete(m.name);
+  }
+
+  /** Forgets one series; a measurement left without series goes too, as in InfluxDB. */
+  forgetSeries(s: SeriesEntry): void {
+    const m = s.measurement;
+    m.db.series.delete(s.key);
+    const i = m.series.indexOf(s);
+    if (i >= 0) m.series.splice(i, 1);
+    if (m.series.length === 0) m.db.measurements.delete(m.name);
+  }
+
   /** The small number that stands for a node id in stored versions, creating it if new. */
   nodeId(name: string): number {
     let id = this.nodeIds.get(name);

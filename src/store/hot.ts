@@ -84,6 +84,36 @@ export class HotBuffer {
     };
   }
 
+  timeAt(i: number): bigint {
+    return this.times[i]!;
+  }
+
+  hlcAt(i: number): bigint {
+    return this.hlcs[i]!;
+  }
+
+  originAt(i: number): number {
+    return this.origins[i]!;
+  }
+
+  /** Keeps only the values for which `keep(time, hlc, origin)` holds; returns how many were removed. */
+  retain(keep: (time: bigint, hlc: bigint, origin: number) => boolean): number {
+    let w = 0;
+    const n = this.length;
+    for (let r = 0; r < n; r++) {
+      if (!keep(this.times[r]!, this.hlcs[r]!, this.origins[r]!)) continue;
+      if (w !== r) {
+        this.times[w] = this.times[r]!;
+        (this.values as FieldValue[])[w] = (this.values as FieldValue[])[r]!;
+        this.hlcs[w] = this.hlcs[r]!;
+        this.origins[w] = this.origins[r]!;
+      }
+      w++;
+    }
+    this.length = w;
+    return n - w;
+  }
+
   /** Empties the buffer and gives back its memory. */
   clear(): void {
     this.length = 0;

@@ -145,3 +145,83 @@ describe("store", () => {
     await store.close();
   });
 });
+
+describe("schema changes", () => {
+  async function seeded(engine: Partial<EngineConfig> = {}): Promise<{ store: Store; dir: string }> {
+    const dir = tempDir();
+    const store = open(dir, engine);
+    await store.write(req("cpu,host=a v=1 10\ncpu,host=a v=2 20\ncpu,host=b v=3 10\nmem,host=a f=5i 10"));
+    return { store, dir };
+  }
+
+  test("create database is idempotent and survives a restart", async () => {
+    const dir = tempDir();
+    const store = open(dir);
+    await store.createDatabase("made");
+    await store.createDatabase("made");
+    expect(store.databases()).toEqual(["made"]);
+    await store.close();
+    const again = open(dir);
+    expect(again.databases()).toEqual(["made"]);
+    await again.close();
+  });
+
+  const cases: Array<[string, (s: Store) => Promise<unknown>, string]> = [
+    ["drop database removes everything", (s) => s.dropDatabase("db"), ""],
+    ["drop measurement removes only that measurement", (s) => s.dropMeasurement("db", "cpu"), "mem,host=a f=5i 10\n"],
+    [
+      "drop series removes the matching series entirely",
+      (s) => s.deleteSeries("db", { measurements: ["cpu"], series: (x) => x.tag("host") === "a" }),
+      "cpu,host=b v=3 10\nmem,host=a f=5i 10\n",
+    ],
+    [
+      "delete with a time range keeps values outside it",
+      (s) => s.deleteSeries("db", { measurements: null, series: () => true, start: 15n, end: 100n }),
+      "cpu,host=a v=1 10\ncpu,host=b v=3 10\nmem,host=a f=5i 10\n",
+    ],
+  ];
+  for (const [name, change, expected] of cases) {
+    for (const flushed of [false, true]) {
+      test(`${name} (${flushed ? "from chunks" : "from hot buffers"}), also after a restart`, async () => {
+        const { store, dir } = await seeded();
+        if (flushed) store.flushAll();
+        await change(store);
+        const now = store.database("db") ? exportAll(store) : "";
+        expect(now).toBe(expected);
+        await store.close();
+        const again = open(dir);
+        expect(again.database("db") ? exportAll(again) : "").toBe(expected);
+        await again.close();
+      });
+    }
+  }
+
+  test("a replayed delete removes values replayed before it", async () => {
+    const dir = tempDir();
+    const a = open(dir);
+    await a.write(req("m,h=x v=1 10\nm,h=x v=2 20"));
+    await a.deleteSeries("db", { measurements: ["m"], series: () => true, start: 0n, end: 15n });
+    await a.write(req("m,h=x v=3 5"));
+    (a as unknown as { sqlite: { close(): void } }).sqlite.close();
+    (a as unknown as { releaseLock(): void }).releaseLock();
+    const b = open(dir);
+    expect(exportAll(b)).toBe("m,h=x v=3 5\nm,h=x v=2 20\n");
+    await b.close();
+  });
+
+  test("a measurement whose series are all dropped disappears with its field types", async () => {
+    const { store } = await seeded();
+    expect(await store.deleteSeries("db", { measurements: ["cpu"], series: () => true })).toBe(2);
+    expect([...store.database("db")!.measurements.keys()]).toEqual(["mem"]);
+    // The field type is free again.
+    expect((await store.write(req("cpu,host=a v=1i 1"))).accepted).toBe(1);
+    await store.close();
+  });
+
+  test("delete on an unknown database is not found", async () => {
+    const store = open(tempDir());
+    const err = await store.deleteSeries("nope", { measurements: null, series: () => true }).catch((e) => e);
+    expect(isTsdbError(err, "not_found")).toBe(true);
+    await store.close();
+  });
+});

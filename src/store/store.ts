@@ -19,15 +19,15 @@ import type { EngineConfig, SyncMode } from "../config.ts";
 import { TsdbError } from "../errors.ts";
 import { escapeFieldKey, formatFieldValue } from "../lineprotocol/format.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
-import type { Point, Precision } from "../lineprotocol/types.ts";
+import type { FieldType, FieldValue, Point, Precision } from "../lineprotocol/types.ts";
 import { silentLogger, type Logger } from "../log.ts";
-import { decodeFrame, encodeFrame, type Frame } from "../wal/frame.ts";
+import { decodeFrame, encodeFrame, type Frame, type SchemaOp } from "../wal/frame.ts";
 import { HybridClock } from "../wal/hlc.ts";
 import type { Lsn } from "../wal/position.ts";
-import { Catalog, type DbEntry, type FieldEntry, type SeriesEntry } from "./catalog.ts";
+import { Catalog, type DbEntry, type FieldEntry, type MeasurementEntry, type SeriesEntry } from "./catalog.ts";
 import { decodeChunk, encodeChunk } from "./chunk.ts";
 import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
-import { mergeRuns, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
+import { compactOrigins, mergeRuns, newValues, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
 import { openDb, type Sqlite } from "./sqlite.ts";
 
 export const STORE_FILE = "tsdb.db";
@@ -95,11 +95,23 @@ export interface StoreStats {
   readonly chunksWritten: number;
 }
 
-interface Pending {
-  readonly req: WriteRequest;
-  readonly resolve: (o: WriteOutcome) => void;
-  readonly reject: (e: unknown) => void;
+/** Target of a DELETE or DROP SERIES: the series to clear and an optional inclusive time range. */
+export interface DeleteTarget {
+  readonly measurements: readonly string[] | null;
+  readonly series: (s: SeriesEntry) => boolean;
+  readonly start?: bigint;
+  readonly end?: bigint;
 }
+
+type Pending =
+  | { readonly kind: "write"; readonly req: WriteRequest; readonly resolve: (o: WriteOutcome) => void; readonly reject: (e: unknown) => void }
+  | {
+      readonly kind: "schema";
+      /** Builds the op inside the writer's turn (so it sees the current catalogue); null when there is nothing to do. */
+      readonly build: () => SchemaOp | null;
+      readonly resolve: (o: WriteOutcome) => void;
+      readonly reject: (e: unknown) => void;
+    };
 
 interface Staged {
   readonly pending: Pending;
@@ -202,7 +214,53 @@ export class Store {
   write(req: WriteRequest): Promise<WriteOutcome> {
     if (this.closed) return Promise.reject(new TsdbError("unavailable", "the store is shutting down"));
     return new Promise((resolve, reject) => {
-      this.queue.push({ req, resolve, reject });
+      this.queue.push({ kind: "write", req, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Creates a database if it does not exist (CREATE DATABASE). */
+  async createDatabase(name: string): Promise<void> {
+    if (name === "") throw new TsdbError("bad_request", "database name required");
+    await this.schemaChange(() => (this.catalog.dbs.has(name) ? null : { kind: "create_db", db: name }));
+  }
+
+  /** Removes a database and all its data (DROP DATABASE); unknown names are not an error. */
+  async dropDatabase(name: string): Promise<void> {
+    await this.schemaChange(() => (this.catalog.dbs.has(name) ? { kind: "drop_db", db: name } : null));
+  }
+
+  /** Removes a measurement, its series and fields (DROP MEASUREMENT); unknown names are not an error. */
+  async dropMeasurement(db: string, measurement: string): Promise<void> {
+    await this.schemaChange(() =>
+      this.catalog.dbs.get(db)?.measurements.has(measurement) ? { kind: "drop_measurement", db, measurement } : null,
+    );
+  }
+
+  /**
+   * Removes the values of matching series in an inclusive time range (DELETE; DROP SERIES
+   * without a range). A series left with no values disappears. Returns the series touched.
+   */
+  async deleteSeries(dbName: string, target: DeleteTarget): Promise<number> {
+    const out = await this.schemaChange(() => {
+      const db = this.catalog.dbs.get(dbName);
+      if (db === undefined) throw new TsdbError("not_found", `database not found: ${dbName}`);
+      const names = target.measurements ?? [...db.measurements.keys()];
+      const seriesKeys: string[] = [];
+      for (const name of names) {
+        const m = db.measurements.get(name);
+        if (m) for (const s of m.series) if (target.series(s)) seriesKeys.push(s.key);
+      }
+      if (seriesKeys.length === 0) return null;
+      return { kind: "delete", db: dbName, seriesKeys, start: target.start ?? MIN_TIME, end: target.end ?? MAX_TIME };
+    });
+    return out.accepted;
+  }
+
+  private schemaChange(build: () => SchemaOp | null): Promise<WriteOutcome> {
+    if (this.closed) return Promise.reject(new TsdbError("unavailable", "the store is shutting down"));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ kind: "schema", build, resolve, reject });
       this.schedule();
     });
   }
@@ -377,9 +435,22 @@ export class Store {
     }
   }
 
-  /** Checks a request against the catalogue, adds what it needs and writes its frame. */
   private stage(p: Pending): Staged {
-    const req = p.req;
+    return p.kind === "write" ? this.stageWrite(p, p.req) : this.stageSchema(p);
+  }
+
+  /** Builds a schema op, makes its changes to the tables and writes its frame. */
+  private stageSchema(p: Pending & { kind: "schema" }): Staged {
+    const op = p.build();
+    if (op === null) return { pending: p, outcome: { accepted: 0, conflicts: [], lsn: null }, frame: null, seq: 0, points: [] };
+    const frame: Frame = { origin: this.nodeId, lsn: ++this.lastLsn, hlc: this.clock.tick(), op };
+    const touched = this.applySchemaToTables(frame, op);
+    const info = this.stmts.insertFrame.run([this.selfId, frame.lsn, frame.hlc, encodeFrame(frame)]);
+    return { pending: p, outcome: { accepted: touched, conflicts: [], lsn: frame.lsn }, frame, seq: Number(info.lastInsertRowid), points: [] };
+  }
+
+  /** Checks a request against the catalogue, adds what it needs and writes its frame. */
+  private stageWrite(p: Pending, req: WriteRequest): Staged {
     if (!KNOWN_RPS.has(req.rp)) throw new TsdbError("not_found", `retention policy not found: ${req.rp}`);
     let db = this.catalog.dbs.get(req.db);
     if (db === undefined) {
@@ -429,8 +500,13 @@ export class Store {
    */
   private applyFrame(frame: Frame, seq: number, nowMs: number, parsed?: readonly Point[]): void {
     const op = frame.op;
+    if (op.kind !== "write") {
+      this.applySchemaToMemory(frame, op);
+      return;
+    }
     const db = this.catalog.dbs.get(op.db);
-    if (db === undefined) throw new TsdbError("internal", `frame ${frame.origin}@${frame.lsn} names unknown database ${op.db}`);
+    // On replay, a database dropped by a later frame is already gone from the catalogue.
+    if (db === undefined) return;
     const origin = frame.origin === this.nodeId ? this.selfId : this.catalog.nodeId(frame.origin);
     let points = parsed;
     if (points === undefined) {
@@ -463,6 +539,159 @@ export class Store {
       }
       this.hotValues += point.fields.length;
     }
+  }
+
+  // ---- schema changes ----
+
+  /** A value survives a delete frame when its version is newer than the frame's. */
+  private survives(frame: Frame): (time: bigint, hlc: bigint, origin: number) => boolean {
+    const h = BigInt(frame.hlc);
+    const o = frame.origin === this.nodeId ? this.selfId : this.catalog.nodeId(frame.origin);
+    return (_t, hlc, origin) => this.order(hlc, origin, h, o) > 0;
+  }
+
+  /** The table side of a schema op, inside the writer's transaction; returns what it touched. */
+  private applySchemaToTables(frame: Frame, op: SchemaOp): number {
+    switch (op.kind) {
+      case "create_db":
+        if (!this.catalog.dbs.has(op.db)) this.catalog.createDb(op.db);
+        return 1;
+      case "drop_db": {
+        const db = this.catalog.dbs.get(op.db);
+        if (db === undefined) return 0;
+        this.sqlite.prepare("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ?)").run([db.id]);
+        this.sqlite.prepare("DELETE FROM series WHERE db_id = ?").run([db.id]);
+        this.sqlite.prepare("DELETE FROM fields WHERE db_id = ?").run([db.id]);
+        this.sqlite.prepare("DELETE FROM databases WHERE id = ?").run([db.id]);
+        return 1;
+      }
+      case "drop_measurement": {
+        const db = this.catalog.dbs.get(op.db);
+        const m = db?.measurements.get(op.measurement);
+        if (db === undefined || m === undefined) return 0;
+        this.sqlite
+          .prepare("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ? AND measurement = ?)")
+          .run([db.id, m.name]);
+        this.sqlite.prepare("DELETE FROM series WHERE db_id = ? AND measurement = ?").run([db.id, m.name]);
+        this.sqlite.prepare("DELETE FROM fields WHERE db_id = ? AND measurement = ?").run([db.id, m.name]);
+        return 1;
+      }
+      case "delete": {
+        const db = this.catalog.dbs.get(op.db);
+        if (db === undefined) return 0;
+        const keep = this.survives(frame);
+        let touched = 0;
+        const emptied = new Map<MeasurementEntry, number>();
+        for (const key of op.seriesKeys) {
+          const series = db.series.get(key);
+          if (series === undefined) continue;
+          touched++;
+          let remaining = this.rewriteChunks(series, op.start, op.end, keep);
+          for (const b of series.buffers.values()) {
+            for (let i = 0; i < b.length; i++) if (!inRange(b.timeAt(i), op.start, op.end) || keep(0n, b.hlcAt(i), b.originAt(i))) remaining++;
+          }
+          if (remaining === 0) {
+            this.sqlite.prepare("DELETE FROM series WHERE id = ?").run([series.id]);
+            emptied.set(series.measurement, (emptied.get(series.measurement) ?? 0) + 1);
+          }
+        }
+        // A measurement whose every series went loses its fields too, as in InfluxDB.
+        for (const [m, n] of emptied) {
+          if (n === m.series.length) this.sqlite.prepare("DELETE FROM fields WHERE db_id = ? AND measurement = ?").run([db.id, m.name]);
+        }
+        return touched;
+      }
+    }
+  }
+
+  /** Rewrites the chunks of a series that overlap [start, end] without the deleted values; returns the values left in all its chunks. */
+  private rewriteChunks(series: SeriesEntry, start: bigint, end: bigint, keep: (t: bigint, h: bigint, o: number) => boolean): number {
+    let left = 0;
+    const rows = this.sqlite
+      .prepare("SELECT id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins FROM chunks WHERE series_id = ?")
+      .safeIntegers(true)
+      .raw()
+      .all([series.id]) as Array<[bigint, bigint, bigint, bigint, bigint, Uint8Array, Uint8Array, Uint8Array, bigint | null, Uint8Array | null]>;
+    const fieldsById = new Map([...series.measurement.fields.values()].map((f) => [f.id, f]));
+    for (const [id, fieldId, minTime, maxTime, count, times, vals, hlcs, originId, origins] of rows) {
+      if (maxTime < start || minTime > end) {
+        left += Number(count);
+        continue;
+      }
+      const field = fieldsById.get(Number(fieldId));
+      if (field === undefined) continue;
+      const run = decodeChunk({ times, vals, hlcs, originId: originId === null ? null : Number(originId), origins }, field.type);
+      const kept: number[] = [];
+      for (let i = 0; i < run.times.length; i++) {
+        const o = typeof run.origins === "number" ? run.origins : run.origins[i]!;
+        if (!inRange(run.times[i]!, start, end) || keep(0n, run.hlcs[i]!, o)) kept.push(i);
+      }
+      this.sqlite.prepare("DELETE FROM chunks WHERE id = ?").run([id]);
+      if (kept.length > 0) {
+        const c = encodeChunk(pickRun(run, kept, field.type), field.type);
+        this.stmts.insertChunk.run([series.id, field.id, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins]);
+        left += kept.length;
+      }
+    }
+    return left;
+  }
+
+  /** The in-memory side of a schema op: after its commit, and again on replay. */
+  private applySchemaToMemory(frame: Frame, op: SchemaOp): void {
+    const forgetBuffers = (series: Iterable<SeriesEntry>) => {
+      for (const s of series) {
+        for (const b of s.buffers.values()) {
+          this.hotValues -= b.length;
+          this.live.delete(b);
+          this.full.delete(b);
+        }
+        s.buffers.clear();
+      }
+    };
+    switch (op.kind) {
+      case "create_db":
+        return;
+      case "drop_db": {
+        const db = this.catalog.dbs.get(op.db);
+        if (db === undefined) return;
+        forgetBuffers(db.series.values());
+        this.catalog.forgetDb(db);
+        return;
+      }
+      case "drop_measurement": {
+        const m = this.catalog.dbs.get(op.db)?.measurements.get(op.measurement);
+        if (m === undefined) return;
+        forgetBuffers(m.series);
+        this.catalog.forgetMeasurement(m);
+        return;
+      }
+      case "delete": {
+        const db = this.catalog.dbs.get(op.db);
+        if (db === undefined) return;
+        const keep = this.survives(frame);
+        for (const key of op.seriesKeys) {
+          const series = db.series.get(key);
+          if (series === undefined) continue;
+          for (const b of series.buffers.values()) {
+            const removed = b.retain((t, h, o) => !inRange(t, op.start, op.end) || keep(t, h, o));
+            this.hotValues -= removed;
+            if (b.length === 0) {
+              this.live.delete(b);
+              this.full.delete(b);
+            }
+          }
+          if (!this.seriesRowExists(series.id)) {
+            forgetBuffers([series]);
+            this.catalog.forgetSeries(series);
+          }
+        }
+        return;
+      }
+    }
+  }
+
+  private seriesRowExists(id: number): boolean {
+    return scalar(this.sqlite.prepare("SELECT 1 FROM series WHERE id = ?").raw(), [id]) !== undefined;
   }
 
   // ---- flush ----
@@ -677,6 +906,27 @@ function processAlive(pid: number): boolean {
   } catch (e) {
     return (e as { code?: string }).code === "EPERM";
   }
+}
+
+function inRange(t: bigint, start: bigint, end: bigint): boolean {
+  return t >= start && t <= end;
+}
+
+/** The values of a run at the given indexes. */
+function pickRun(run: Run, idx: readonly number[], type: FieldType): Run {
+  const n = idx.length;
+  const times = new BigInt64Array(n);
+  const values = newValues(type, n);
+  const hlcs = new BigInt64Array(n);
+  const origins = new Uint16Array(n);
+  for (let j = 0; j < n; j++) {
+    const i = idx[j]!;
+    times[j] = run.times[i]!;
+    (values as unknown as FieldValue[])[j] = run.values[i]!;
+    hlcs[j] = run.hlcs[i]!;
+    origins[j] = typeof run.origins === "number" ? run.origins : run.origins[i]!;
+  }
+  return { times, values, hlcs, origins: compactOrigins(origins) };
 }
 
 /** The first column of the first row of a raw-mode statement (libsql's `get` ignores pluck). */

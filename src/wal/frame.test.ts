@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { crc32 } from "node:zlib";
 import { isTsdbError } from "../errors.ts";
 import { decodeFrame, encodeFrame, type Frame } from "./frame.ts";
 
@@ -39,6 +40,47 @@ describe("frames", () => {
       }
       expect(isTsdbError(err, "corrupt_frame")).toBe(true);
       expect((err as Error).message).toMatch(reason);
+    });
+  }
+});
+
+describe("schema frames", () => {
+  const ops: Frame["op"][] = [
+    { kind: "create_db", db: "plant" },
+    { kind: "drop_db", db: "plant" },
+    { kind: "drop_measurement", db: "plant", measurement: "m,x" },
+    { kind: "delete", db: "plant", seriesKeys: ["m,a=1", "m\\ x"], start: -(2n ** 63n), end: 2n ** 63n - 1n },
+  ];
+  for (const op of ops) {
+    test(`round-trip a ${op.kind} frame`, () => {
+      const f: Frame = { origin: "iotdb-2", lsn: 7, hlc: 99, op };
+      expect(decodeFrame(encodeFrame(f))).toEqual(f);
+    });
+  }
+
+  /** Replaces the JSON of a schema frame and re-seals it with a valid checksum (a forged frame). */
+  function forge(json: string): Uint8Array {
+    const head = encodeFrame({ origin: "a", lsn: 1, hlc: 1, op: { kind: "drop_db", db: "x" } });
+    const jsonStart = head.length - new TextEncoder().encode('{"kind":"drop_db","db":"x"}').length;
+    const body = new TextEncoder().encode(json);
+    const out = new Uint8Array(jsonStart + body.length);
+    out.set(head.subarray(0, jsonStart));
+    out.set(body, jsonStart);
+    const view = new DataView(out.buffer);
+    view.setUint32(jsonStart - 4, body.length, true);
+    view.setUint32(4, crc32(out.subarray(8)), true);
+    return out;
+  }
+
+  const forged: Array<[string, string, RegExp]> = [
+    ["a kind that disagrees with the frame", '{"kind":"create_db","db":"x"}', /does not match frame kind/],
+    ["a missing database", '{"kind":"drop_db"}', /lacks db/],
+    ["text that is not JSON", "{nope", /not JSON/],
+  ];
+  for (const [name, json, reason] of forged) {
+    test(`refuses a correctly checksummed schema frame with ${name}`, () => {
+      expect(() => decodeFrame(forge('{"kind":"drop_db","db":"x"}'))).not.toThrow();
+      expect(() => decodeFrame(forge(json))).toThrow(reason);
     });
   }
 });

@@ -6,8 +6,10 @@
  * Layout (little endian):
  *   "TPF1" | u32 crc32 of the rest | u8 kind | u16 len + origin | u64 lsn | u64 hlc | op
  *   op "write": u16 len + db | u16 len + rp | u8 precision | i64 defaultTime | u32 len + lines
+ *   schema ops (create/drop database, drop measurement, delete): u32 len + JSON
  * The lines are the batch's accepted line-protocol lines verbatim; replaying them through
  * the parser with the stored precision and default time yields exactly the stored points.
+ * Schema ops are rare and small, so JSON (times as decimal strings) keeps them readable.
  */
 import { crc32 } from "node:zlib";
 import { TsdbError } from "../errors.ts";
@@ -24,7 +26,33 @@ export interface WriteOp {
   readonly lines: string;
 }
 
-export type FrameOp = WriteOp;
+export interface CreateDatabaseOp {
+  readonly kind: "create_db";
+  readonly db: string;
+}
+
+export interface DropDatabaseOp {
+  readonly kind: "drop_db";
+  readonly db: string;
+}
+
+export interface DropMeasurementOp {
+  readonly kind: "drop_measurement";
+  readonly db: string;
+  readonly measurement: string;
+}
+
+/** Removes the values of the listed series with start <= time <= end written before this frame. */
+export interface DeleteOp {
+  readonly kind: "delete";
+  readonly db: string;
+  readonly seriesKeys: readonly string[];
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+export type SchemaOp = CreateDatabaseOp | DropDatabaseOp | DropMeasurementOp | DeleteOp;
+export type FrameOp = WriteOp | SchemaOp;
 
 export interface Frame {
   readonly origin: string;
@@ -35,32 +63,53 @@ export interface Frame {
 
 const MAGIC = 0x31465054; // "TPF1" read as little-endian u32
 const KIND_WRITE = 1;
+const SCHEMA_KINDS: Record<SchemaOp["kind"], number> = { create_db: 2, drop_db: 3, drop_measurement: 4, delete: 5 };
+const SCHEMA_BY_CODE = new Map(Object.entries(SCHEMA_KINDS).map(([k, v]) => [v, k as SchemaOp["kind"]]));
 const PRECISIONS: readonly Precision[] = ["ns", "u", "ms", "s", "m", "h"];
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes a frame with its checksum. */
 export function encodeFrame(frame: Frame): Uint8Array {
+  const op = frame.op;
+  if (op.kind !== "write") return encodeSchemaFrame(frame, op);
   const origin = encoder.encode(frame.origin);
-  const db = encoder.encode(frame.op.db);
-  const rp = encoder.encode(frame.op.rp);
-  const lines = encoder.encode(frame.op.lines);
+  const db = encoder.encode(op.db);
+  const rp = encoder.encode(op.rp);
+  const lines = encoder.encode(op.lines);
   const size = 8 + 1 + 2 + origin.length + 8 + 8 + 2 + db.length + 2 + rp.length + 1 + 8 + 4 + lines.length;
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
-  let at = 8;
-  view.setUint8(at, KIND_WRITE);
-  at += 1;
-  at = putBytes16(out, view, at, origin);
-  view.setBigUint64(at, BigInt(frame.lsn), true);
-  view.setBigUint64(at + 8, BigInt(frame.hlc), true);
-  at += 16;
+  let at = putHeader(out, view, KIND_WRITE, origin, frame);
   at = putBytes16(out, view, at, db);
   at = putBytes16(out, view, at, rp);
-  view.setUint8(at, PRECISIONS.indexOf(frame.op.precision));
-  view.setBigInt64(at + 1, frame.op.defaultTime, true);
+  view.setUint8(at, PRECISIONS.indexOf(op.precision));
+  view.setBigInt64(at + 1, op.defaultTime, true);
   view.setUint32(at + 9, lines.length, true);
   out.set(lines, at + 13);
+  return seal(out, view);
+}
+
+function encodeSchemaFrame(frame: Frame, op: SchemaOp): Uint8Array {
+  const origin = encoder.encode(frame.origin);
+  const json = encoder.encode(JSON.stringify(op, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)));
+  const out = new Uint8Array(8 + 1 + 2 + origin.length + 16 + 4 + json.length);
+  const view = new DataView(out.buffer);
+  const at = putHeader(out, view, SCHEMA_KINDS[op.kind], origin, frame);
+  view.setUint32(at, json.length, true);
+  out.set(json, at + 4);
+  return seal(out, view);
+}
+
+function putHeader(out: Uint8Array, view: DataView, kind: number, origin: Uint8Array, frame: Frame): number {
+  view.setUint8(8, kind);
+  const at = putBytes16(out, view, 9, origin);
+  view.setBigUint64(at, BigInt(frame.lsn), true);
+  view.setBigUint64(at + 8, BigInt(frame.hlc), true);
+  return at + 16;
+}
+
+function seal(out: Uint8Array, view: DataView): Uint8Array {
   view.setUint32(0, MAGIC, true);
   view.setUint32(4, crc32(out.subarray(8)), true);
   return out;
@@ -79,10 +128,16 @@ export function decodeFrame(bytes: Uint8Array): Frame {
   if (stored !== actual) fail(`checksum mismatch (stored ${stored}, computed ${actual})`);
   const r = new Reader(bytes, view, 8, fail);
   const kind = r.u8();
-  if (kind !== KIND_WRITE) fail(`unknown kind ${kind}`);
+  const schemaKind = SCHEMA_BY_CODE.get(kind);
+  if (kind !== KIND_WRITE && schemaKind === undefined) fail(`unknown kind ${kind}`);
   const origin = r.str16();
   const lsn = r.u64safe();
   const hlc = r.u64safe();
+  if (schemaKind !== undefined) {
+    const op = parseSchemaOp(r.str32(), schemaKind, fail);
+    if (!r.atEnd()) fail("trailing bytes");
+    return { origin, lsn, hlc, op };
+  }
   const db = r.str16();
   const rp = r.str16();
   const precision = PRECISIONS[r.u8()] ?? fail("unknown precision");
@@ -90,6 +145,33 @@ export function decodeFrame(bytes: Uint8Array): Frame {
   const lines = r.str32();
   if (!r.atEnd()) fail("trailing bytes");
   return { origin, lsn, hlc, op: { kind: "write", db, rp, precision, defaultTime, lines } };
+}
+
+function parseSchemaOp(json: string, kind: SchemaOp["kind"], fail: (why: string) => never): SchemaOp {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return fail("schema op is not JSON");
+  }
+  const str = (k: string): string => (typeof o[k] === "string" ? (o[k] as string) : fail(`schema op lacks ${k}`));
+  if (o.kind !== kind) fail(`schema op kind ${String(o.kind)} does not match frame kind ${kind}`);
+  switch (kind) {
+    case "create_db":
+    case "drop_db":
+      return { kind, db: str("db") };
+    case "drop_measurement":
+      return { kind, db: str("db"), measurement: str("measurement") };
+    case "delete": {
+      const keys = o.seriesKeys;
+      if (!Array.isArray(keys) || !keys.every((k) => typeof k === "string")) fail("delete lacks seriesKeys");
+      const time = (k: string): bigint => {
+        const v = str(k);
+        return /^-?\d+$/.test(v) ? BigInt(v) : fail(`delete has a bad ${k}`);
+      };
+      return { kind, db: str("db"), seriesKeys: keys as string[], start: time("start"), end: time("end") };
+    }
+  }
 }
 
 /** A one-line description for logs and errors. */
