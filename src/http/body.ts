@@ -13,6 +13,9 @@ export async function readBodyText(req: Request, limit: number): Promise<string>
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
   if (req.body === null) return "";
   const encoding = (req.headers.get("content-encoding") ?? "").trim().toLowerCase();
+  // A plain body of declared size: one native read is much cheaper than piping streams.
+  // The runtime itself refuses bodies longer than their Content-Length.
+  if (declared !== null && (encoding === "" || encoding === "identity")) return decodeUtf8(new Uint8Array(await req.arrayBuffer()));
   let stream: ReadableStream<Uint8Array> = req.body.pipeThrough(limitStream(limit));
   if (encoding === "gzip") {
     stream = stream.pipeThrough(new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>).pipeThrough(limitStream(limit));
@@ -27,6 +30,10 @@ export async function readBodyText(req: Request, limit: number): Promise<string>
     if (encoding === "gzip") throw new TsdbError("bad_request", `invalid gzip body: ${errorText(e)}`, { cause: e });
     throw new TsdbError("bad_request", `cannot read request body: ${errorText(e)}`, { cause: e });
   }
+  return decodeUtf8(bytes);
+}
+
+function decodeUtf8(bytes: Uint8Array): string {
   try {
     return utf8.decode(bytes);
   } catch (e) {

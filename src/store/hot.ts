@@ -1,7 +1,10 @@
 /**
- * A hot buffer: the unflushed values of one series and field, appended in arrival order
- * (not necessarily time order). It remembers the first frame sequence it holds data from,
- * which bounds how far the frame log can be trimmed.
+ * A hot buffer: the unflushed values of one series and field, kept in time order. Concurrent
+ * requests commit in any order, so values arrive slightly out of order; each is inserted at
+ * its place by a short backwards scan, which is far cheaper than sorting at flush. Equal
+ * timestamps (overwrites) are kept side by side and resolved by version when flushed.
+ * The buffer remembers the first frame sequence it holds data from, which bounds how far the
+ * frame log can be trimmed.
  */
 import type { FieldType, FieldValue } from "../lineprotocol/types.ts";
 import type { FieldEntry, SeriesEntry } from "./catalog.ts";
@@ -17,19 +20,23 @@ export class HotBuffer {
   firstSeq = 0;
   /** When (ms) the oldest unflushed value arrived. */
   firstAt = 0;
-  /** True while every value arrived with a later time than the one before (no sort needed). */
-  ordered = true;
-  private lastTime = 0n;
+  /** True when two values share a timestamp (the flush must keep the newest version). */
+  hasDuplicates = false;
   private times = new BigInt64Array(INITIAL_CAPACITY);
-  private values: Values;
+  /** Float values live in a typed array; the other types in a plain array. */
+  private floats: Float64Array | null;
+  private others: FieldValue[] | null;
   private hlcs = new BigInt64Array(INITIAL_CAPACITY);
   private origins = new Uint16Array(INITIAL_CAPACITY);
+  private lastTime = 0n;
 
   constructor(
     readonly series: SeriesEntry,
     readonly field: FieldEntry,
   ) {
-    this.values = newValues(field.type, INITIAL_CAPACITY);
+    const isFloat = field.type === "float";
+    this.floats = isFloat ? new Float64Array(INITIAL_CAPACITY) : null;
+    this.others = isFloat ? null : [];
   }
 
   get type(): FieldType {
@@ -37,20 +44,36 @@ export class HotBuffer {
   }
 
   push(time: bigint, value: FieldValue, hlc: bigint, origin: number, seq: number, nowMs: number): void {
-    if (this.length === 0) {
+    const n = this.length;
+    if (n === this.times.length) this.grow();
+    let at = n;
+    if (n === 0) {
       this.firstSeq = seq;
       this.firstAt = nowMs;
-      this.ordered = true;
-    } else if (time <= this.lastTime) {
-      this.ordered = false;
+      this.hasDuplicates = false;
+      this.lastTime = time;
+    } else if (time > this.lastTime) {
+      this.lastTime = time;
+    } else {
+      // Out of order: find the place after every value with a time <= this one.
+      while (at > 0 && this.times[at - 1]! > time) at--;
+      if (at > 0 && this.times[at - 1] === time) this.hasDuplicates = true;
+      if (at < n) this.shiftRight(at, n);
     }
-    this.lastTime = time;
-    if (this.length === this.times.length) this.grow();
-    const i = this.length++;
-    this.times[i] = time;
-    (this.values as FieldValue[])[i] = value;
-    this.hlcs[i] = hlc;
-    this.origins[i] = origin;
+    this.times[at] = time;
+    if (this.floats !== null) this.floats[at] = value as number;
+    else this.others![at] = value;
+    this.hlcs[at] = hlc;
+    this.origins[at] = origin;
+    this.length = n + 1;
+  }
+
+  private shiftRight(at: number, n: number): void {
+    this.times.copyWithin(at + 1, at, n);
+    this.hlcs.copyWithin(at + 1, at, n);
+    this.origins.copyWithin(at + 1, at, n);
+    if (this.floats !== null) this.floats.copyWithin(at + 1, at, n);
+    else this.others!.splice(at, 0, this.others![at]!);
   }
 
   private grow(): void {
@@ -64,24 +87,11 @@ export class HotBuffer {
     const origins = new Uint16Array(cap);
     origins.set(this.origins);
     this.origins = origins;
-    const values = newValues(this.field.type, cap);
-    if (Array.isArray(values)) {
-      for (let i = 0; i < this.length; i++) (values as FieldValue[])[i] = (this.values as FieldValue[])[i]!;
-    } else {
-      (values as Float64Array).set(this.values as Float64Array);
+    if (this.floats !== null) {
+      const floats = new Float64Array(cap);
+      floats.set(this.floats);
+      this.floats = floats;
     }
-    this.values = values;
-  }
-
-  /** A copy of the buffered values (arrival order). */
-  snapshot(): Run {
-    const n = this.length;
-    return {
-      times: this.times.slice(0, n),
-      values: this.values.slice(0, n) as Values,
-      hlcs: this.hlcs.slice(0, n),
-      origins: this.origins.slice(0, n),
-    };
   }
 
   timeAt(i: number): bigint {
@@ -96,6 +106,23 @@ export class HotBuffer {
     return this.origins[i]!;
   }
 
+  /** A copy of the buffered values, in time order (equal times possible, see hasDuplicates). */
+  snapshot(): Run {
+    const n = this.length;
+    let values: Values;
+    if (this.floats !== null) values = this.floats.slice(0, n);
+    else {
+      values = newValues(this.field.type, n);
+      for (let i = 0; i < n; i++) (values as FieldValue[])[i] = this.others![i]!;
+    }
+    return {
+      times: this.times.slice(0, n),
+      values,
+      hlcs: this.hlcs.slice(0, n),
+      origins: this.origins.slice(0, n),
+    };
+  }
+
   /** Keeps only the values for which `keep(time, hlc, origin)` holds; returns how many were removed. */
   retain(keep: (time: bigint, hlc: bigint, origin: number) => boolean): number {
     let w = 0;
@@ -104,13 +131,16 @@ export class HotBuffer {
       if (!keep(this.times[r]!, this.hlcs[r]!, this.origins[r]!)) continue;
       if (w !== r) {
         this.times[w] = this.times[r]!;
-        (this.values as FieldValue[])[w] = (this.values as FieldValue[])[r]!;
+        if (this.floats !== null) this.floats[w] = this.floats[r]!;
+        else this.others![w] = this.others![r]!;
         this.hlcs[w] = this.hlcs[r]!;
         this.origins[w] = this.origins[r]!;
       }
       w++;
     }
     this.length = w;
+    if (this.others !== null) this.others.length = w;
+    if (w > 0) this.lastTime = this.times[w - 1]!;
     return n - w;
   }
 
@@ -118,9 +148,11 @@ export class HotBuffer {
   clear(): void {
     this.length = 0;
     this.firstSeq = 0;
+    this.hasDuplicates = false;
     this.times = new BigInt64Array(INITIAL_CAPACITY);
-    this.values = newValues(this.field.type, INITIAL_CAPACITY);
     this.hlcs = new BigInt64Array(INITIAL_CAPACITY);
     this.origins = new Uint16Array(INITIAL_CAPACITY);
+    if (this.floats !== null) this.floats = new Float64Array(INITIAL_CAPACITY);
+    else this.others = [];
   }
 }

@@ -770,7 +770,8 @@ export class Store {
   }
 
   private writeChunk(b: HotBuffer): void {
-    const run = b.ordered ? b.snapshot() : mergeRuns([b.snapshot()], b.type, this.order);
+    // Buffers are kept in time order; only repeated timestamps need the version merge.
+    const run = b.hasDuplicates ? mergeRuns([b.snapshot()], b.type, this.order) : b.snapshot();
     const c = encodeChunk(run, b.type);
     this.stmts.insertChunk.run([b.series.id, b.field.id, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins]);
     this.chunksWritten++;
