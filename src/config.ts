@@ -26,6 +26,13 @@ export interface EngineConfig {
   readonly flushAgeMs: number;
   /** Estimated bytes of all hot buffers above which the largest are flushed early. */
   readonly hotMemoryBytes: number;
+  /**
+   * How long own frames are kept for the twin after they are flushed (0: not at all, when
+   * unpaired). A twin that falls further behind is refilled from storage instead.
+   */
+  readonly frameRetentionMs: number;
+  /** At most this many bytes of own frames are kept for the twin. */
+  readonly frameRetentionBytes: number;
 }
 
 export const DEFAULT_LISTEN = "0.0.0.0:8086";
@@ -37,10 +44,16 @@ export const DEFAULT_CHUNK_POINTS = 1000;
 export const DEFAULT_FLUSH_AGE_MS = 10 * 60_000;
 export const DEFAULT_HOT_MEMORY_BYTES = 64 * 1024 * 1024;
 
+export const DEFAULT_WAL_RETENTION_MS = 7 * 24 * 3600_000;
+export const DEFAULT_WAL_MAX_BYTES = 1024 ** 3;
+
+/** Engine defaults for a node without a twin (frames are dropped once flushed). */
 export const DEFAULT_ENGINE: EngineConfig = {
   chunkPoints: DEFAULT_CHUNK_POINTS,
   flushAgeMs: DEFAULT_FLUSH_AGE_MS,
   hotMemoryBytes: DEFAULT_HOT_MEMORY_BYTES,
+  frameRetentionMs: 0,
+  frameRetentionBytes: 0,
 };
 
 /** What the CLI hands over: every value optional and still a string where it came from text. */

@@ -136,8 +136,18 @@ export class Catalog {
 
   /** Forgets every entry added since `begin` (their rows were rolled back). */
   rollback(): void {
-    for (let i = this.undoLog.length - 1; i >= 0; i--) this.undoLog[i]!();
-    this.undoLog = [];
+    this.rollbackTo(0);
+  }
+
+  /** A position in the undo log, for rolling back part of a transaction (a savepoint). */
+  mark(): number {
+    return this.undoLog.length;
+  }
+
+  /** Forgets the entries added since `mark` was taken. */
+  rollbackTo(mark: number): void {
+    for (let i = this.undoLog.length - 1; i >= mark; i--) this.undoLog[i]!();
+    this.undoLog.length = mark;
   }
 
   createDb(name: string): DbEntry {

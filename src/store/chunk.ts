@@ -29,11 +29,15 @@ export interface ChunkColumns {
   readonly hlcs: Uint8Array;
   readonly originId: number | null;
   readonly origins: Uint8Array | null;
+  /** The newest version in the chunk. */
+  readonly maxHlc: bigint;
 }
 
 /** Encodes a time-ordered, non-empty run. */
 export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
   const n = run.times.length;
+  let maxHlc = run.hlcs[0]!;
+  for (let i = 1; i < n; i++) if (run.hlcs[i]! > maxHlc) maxHlc = run.hlcs[i]!;
   let originId: number | null = null;
   let origins: Uint8Array | null = null;
   if (typeof run.origins === "number") originId = run.origins;
@@ -48,6 +52,7 @@ export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
     hlcs: encodeTimes(run.hlcs),
     originId,
     origins,
+    maxHlc,
   };
 }
 

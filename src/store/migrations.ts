@@ -29,4 +29,17 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX chunks_by_series ON chunks (series_id, field_id, min_time)`,
     ],
   },
+  {
+    hash: "0002_pairing",
+    folderMillis: 1_795_000_000_001,
+    bps: true,
+    sql: [
+      // How far this node applied each twin's frames, and which incarnation of it that was.
+      `CREATE TABLE cursors (origin_id INTEGER PRIMARY KEY, incarnation TEXT NOT NULL, lsn INTEGER NOT NULL, hlc INTEGER NOT NULL)`,
+      // Ranges of a twin's frames that were no longer retained when asked for, and when they were refilled.
+      `CREATE TABLE gaps (id INTEGER PRIMARY KEY, origin_id INTEGER NOT NULL, from_lsn INTEGER NOT NULL, to_lsn INTEGER NOT NULL, detected_at INTEGER NOT NULL, repaired_at INTEGER)`,
+      // The newest version in a chunk, so a backfill "newer than X" skips old chunks undecoded.
+      `ALTER TABLE chunks ADD COLUMN max_hlc INTEGER`,
+    ],
+  },
 ];

@@ -72,6 +72,26 @@ export const chunks = sqliteTable(
     /** The origin of every value when the chunk has one writer, else null and `origins` holds them. */
     originId: integer("origin_id"),
     origins: blob("origins"),
+    /** The newest version (clock) of any value in the chunk. */
+    maxHlc: integer("max_hlc"),
   },
   (t) => [index("chunks_by_series").on(t.seriesId, t.fieldId, t.minTime)],
 );
+
+/** How far this node applied a twin's frames (exactly-once: advanced in the applying transaction). */
+export const cursors = sqliteTable("cursors", {
+  originId: integer("origin_id").primaryKey(),
+  incarnation: text("incarnation").notNull(),
+  lsn: integer("lsn").notNull(),
+  hlc: integer("hlc").notNull(),
+});
+
+/** Frame ranges a twin no longer had when asked, and when they were refilled from storage. */
+export const gaps = sqliteTable("gaps", {
+  id: integer("id").primaryKey(),
+  originId: integer("origin_id").notNull(),
+  fromLsn: integer("from_lsn").notNull(),
+  toLsn: integer("to_lsn").notNull(),
+  detectedAt: integer("detected_at").notNull(),
+  repairedAt: integer("repaired_at"),
+});

@@ -21,11 +21,11 @@ import { escapeFieldKey, formatFieldValue } from "../lineprotocol/format.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
 import type { FieldType, FieldValue, Point, Precision } from "../lineprotocol/types.ts";
 import { silentLogger, type Logger } from "../log.ts";
-import { decodeFrame, encodeFrame, type Frame, type SchemaOp } from "../wal/frame.ts";
+import { decodeFrame, describeFrame, encodeFrame, type Frame, type SchemaOp } from "../wal/frame.ts";
 import { HybridClock } from "../wal/hlc.ts";
-import type { Lsn } from "../wal/position.ts";
+import { formatPosition, type Lsn } from "../wal/position.ts";
 import { Catalog, type DbEntry, type FieldEntry, type MeasurementEntry, type SeriesEntry } from "./catalog.ts";
-import { decodeChunk, encodeChunk } from "./chunk.ts";
+import { decodeChunk, encodeChunk, type ChunkColumns } from "./chunk.ts";
 import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
 import { openDb, type Sqlite } from "./sqlite.ts";
@@ -39,6 +39,8 @@ const KNOWN_RPS = new Set(["", "autogen"]);
 const FLUSH_STEP_MS = 25;
 /** The same while hot buffers are over their memory cap: flushing then outranks ingest. */
 const FLUSH_STEP_OVER_CAP_MS = 250;
+/** How often the frame log is trimmed when frames are kept for a twin. */
+const TRIM_EVERY_MS = 1000;
 /** How often buffers are checked for age. */
 const AGE_SCAN_MS = 1000;
 
@@ -80,6 +82,36 @@ export interface WriteOutcome {
   readonly lsn: Lsn | null;
 }
 
+/** Who the twin is: its node id and the incarnation of its store. */
+export interface TwinIdentity {
+  readonly nodeId: string;
+  readonly incarnation: string;
+}
+
+export interface TwinCursor {
+  readonly incarnation: string;
+  readonly lsn: Lsn;
+  readonly hlc: number;
+}
+
+export interface GapRecord {
+  readonly from: Lsn;
+  readonly to: Lsn;
+  readonly detectedAt: number;
+  readonly repairedAt: number | null;
+}
+
+/** One series and field's values in chunk form, origins given as node ids (`nodes`). */
+export interface BackfillRecord {
+  readonly db: string;
+  readonly measurement: string;
+  readonly seriesKey: string;
+  readonly field: string;
+  readonly type: FieldType;
+  readonly nodes: readonly string[];
+  readonly chunk: ChunkColumns;
+}
+
 export interface ExportRange {
   readonly start?: bigint;
   readonly end?: bigint;
@@ -111,15 +143,26 @@ type Pending =
       readonly build: () => SchemaOp | null;
       readonly resolve: (o: WriteOutcome) => void;
       readonly reject: (e: unknown) => void;
+    }
+  | {
+      readonly kind: "task";
+      /** Runs inside the writer's transaction; returns the frames it stored, to apply after the commit. */
+      readonly run: () => { frames: CommittedFrame[]; result: unknown };
+      readonly resolve: (result: unknown) => void;
+      readonly reject: (e: unknown) => void;
     };
+
+/** A frame stored by the current transaction, with its points when already parsed. */
+interface CommittedFrame {
+  readonly frame: Frame;
+  readonly seq: number;
+  readonly points?: readonly Point[];
+}
 
 interface Staged {
   readonly pending: Pending;
-  readonly outcome: WriteOutcome;
-  readonly frame: Frame | null;
-  readonly seq: number;
-  /** The frame's points, already parsed (exactly what replaying the frame would yield). */
-  readonly points: readonly Point[];
+  readonly result: unknown;
+  readonly frames: readonly CommittedFrame[];
 }
 
 const MIN_TIME = -(2n ** 63n);
@@ -140,14 +183,17 @@ export class Store {
   private lastSeq = 0;
   private checkpointSeq: number;
   private hotValues = 0;
+  private typeConflicts = 0;
   private chunksWritten = 0;
   /** Buffers holding values, and those that reached the chunk size. */
   private readonly live = new Set<HotBuffer>();
   private readonly full = new Set<HotBuffer>();
   private queue: Pending[] = [];
+  private readonly commitListeners = new Set<() => void>();
   private scheduled = false;
   private closed = false;
   private lastAgeScan = 0;
+  private lastTrim = 0;
   private readonly stmts;
 
   private constructor(
@@ -164,18 +210,42 @@ export class Store {
       begin: sqlite.prepare("BEGIN IMMEDIATE"),
       commit: sqlite.prepare("COMMIT"),
       rollback: sqlite.prepare("ROLLBACK"),
+      savepoint: sqlite.prepare("SAVEPOINT item"),
+      release: sqlite.prepare("RELEASE item"),
+      rollbackTo: sqlite.prepare("ROLLBACK TO item"),
       getMeta: sqlite.prepare("SELECT value FROM meta WHERE key = ?").raw(),
       setMeta: sqlite.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
       insertFrame: sqlite.prepare("INSERT INTO frames (origin_id, lsn, hlc, bytes) VALUES (?, ?, ?, ?)"),
       framesAfter: sqlite.prepare("SELECT seq, bytes FROM frames WHERE seq > ? ORDER BY seq").raw(),
       maxSeq: sqlite.prepare("SELECT COALESCE(MAX(seq), 0) FROM frames").raw(),
       trimFrames: sqlite.prepare("DELETE FROM frames WHERE seq <= ?"),
+      trimTwinFrames: sqlite.prepare("DELETE FROM frames WHERE seq <= ? AND origin_id != ?"),
+      trimOwnFramesBefore: sqlite.prepare("DELETE FROM frames WHERE seq <= ? AND origin_id = ? AND hlc < ?"),
+      trimOwnFramesUpTo: sqlite.prepare("DELETE FROM frames WHERE seq <= ? AND origin_id = ? AND lsn <= ?"),
+      ownFrameBytes: sqlite.prepare("SELECT SUM(length(bytes)) FROM frames WHERE origin_id = ?").raw(),
+      ownFrameSizes: sqlite.prepare("SELECT lsn, length(bytes) FROM frames WHERE origin_id = ? AND seq <= ? ORDER BY lsn").raw(),
       insertChunk: sqlite.prepare(
-        "INSERT INTO chunks (series_id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO chunks (series_id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins, max_hlc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       chunksOf: sqlite
         .prepare(
           "SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE series_id = ? AND field_id = ? AND max_time >= ? AND min_time <= ? ORDER BY min_time, id",
+        )
+        .raw(),
+      oldestOwn: sqlite.prepare("SELECT MIN(lsn) FROM frames WHERE origin_id = ?").raw(),
+      ownAfter: sqlite.prepare("SELECT lsn, bytes FROM frames WHERE origin_id = ? AND lsn > ? ORDER BY lsn").raw(),
+      getCursor: sqlite.prepare("SELECT incarnation, lsn, hlc FROM cursors WHERE origin_id = ?").raw(),
+      setCursor: sqlite.prepare(
+        "INSERT INTO cursors (origin_id, incarnation, lsn, hlc) VALUES (?, ?, ?, ?) ON CONFLICT (origin_id) DO UPDATE SET incarnation = excluded.incarnation, lsn = excluded.lsn, hlc = excluded.hlc",
+      ),
+      openGap: sqlite.prepare("SELECT id FROM gaps WHERE origin_id = ? AND from_lsn = ? AND to_lsn = ? AND repaired_at IS NULL").raw(),
+      insertGap: sqlite.prepare("INSERT INTO gaps (origin_id, from_lsn, to_lsn, detected_at) VALUES (?, ?, ?, ?)"),
+      repairGaps: sqlite.prepare("UPDATE gaps SET repaired_at = ? WHERE origin_id = ? AND repaired_at IS NULL AND to_lsn <= ?"),
+      listGaps: sqlite.prepare("SELECT from_lsn, to_lsn, detected_at, repaired_at FROM gaps WHERE origin_id = ? ORDER BY id DESC LIMIT 20").raw(),
+      // Only chunks that may hold versions newer than a bound (older chunks lack max_hlc: read them).
+      chunksSince: sqlite
+        .prepare(
+          "SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE series_id = ? AND field_id = ? AND max_time >= ? AND min_time <= ? AND (max_hlc IS NULL OR max_hlc > ?) ORDER BY min_time, id",
         )
         .raw(),
       freePages: sqlite.prepare("PRAGMA freelist_count").raw(),
@@ -312,9 +382,13 @@ export class Store {
   }
 
   /** Reads one series and field as a single time-ordered run (chunks and hot values merged). */
-  readRun(series: SeriesEntry, field: FieldEntry, lo: bigint, hi: bigint): Run {
+  readRun(series: SeriesEntry, field: FieldEntry, lo: bigint, hi: bigint, sinceHlc?: bigint): Run {
     const runs: Run[] = [];
-    for (const [times, vals, hlcs, originId, origins] of this.stmts.chunksOf.all([series.id, field.id, lo, hi]) as Array<
+    const rows =
+      sinceHlc === undefined
+        ? this.stmts.chunksOf.all([series.id, field.id, lo, hi])
+        : this.stmts.chunksSince.all([series.id, field.id, lo, hi, sinceHlc]);
+    for (const [times, vals, hlcs, originId, origins] of rows as Array<
       [Uint8Array, Uint8Array, Uint8Array, number | null, Uint8Array | null]
     >) {
       runs.push(decodeChunk({ times, vals, hlcs, originId, origins }, field.type));
@@ -403,10 +477,19 @@ export class Store {
     const lsnBefore = this.lastLsn;
     try {
       for (const p of group) {
+        // Each request in its own savepoint: an error (unknown database, a bad frame from the
+        // twin) undoes only that request's rows and fails only that request.
+        const mark = this.catalog.mark();
+        const lsn = this.lastLsn;
+        this.stmts.savepoint.run();
         try {
           staged.push(this.stage(p));
+          this.stmts.release.run();
         } catch (e) {
-          // A request-level error (unknown database, bad retention policy) fails only that request.
+          this.stmts.rollbackTo.run();
+          this.stmts.release.run();
+          this.catalog.rollbackTo(mark);
+          this.lastLsn = lsn;
           p.reject(e);
         }
       }
@@ -427,26 +510,39 @@ export class Store {
     }
     const now = this.nowMs();
     for (const s of staged) {
-      if (s.frame !== null) {
-        this.lastSeq = s.seq;
-        this.applyFrame(s.frame, s.seq, now, s.points);
+      for (const c of s.frames) {
+        this.lastSeq = c.seq;
+        this.applyFrame(c.frame, c.seq, now, c.points);
       }
-      s.pending.resolve(s.outcome);
+      (s.pending.resolve as (r: unknown) => void)(s.result);
     }
+    for (const listener of this.commitListeners) listener();
   }
 
   private stage(p: Pending): Staged {
-    return p.kind === "write" ? this.stageWrite(p, p.req) : this.stageSchema(p);
+    if (p.kind === "write") return this.stageWrite(p, p.req);
+    if (p.kind === "schema") return this.stageSchema(p);
+    const { frames, result } = p.run();
+    return { pending: p, result, frames };
+  }
+
+  /** Runs `run` as one writer turn (inside its transaction, in order with writes). */
+  private task<T>(run: () => { frames: CommittedFrame[]; result: T }): Promise<T> {
+    if (this.closed) return Promise.reject(new TsdbError("unavailable", "the store is shutting down"));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ kind: "task", run, resolve: resolve as (r: unknown) => void, reject });
+      this.schedule();
+    });
   }
 
   /** Builds a schema op, makes its changes to the tables and writes its frame. */
   private stageSchema(p: Pending & { kind: "schema" }): Staged {
     const op = p.build();
-    if (op === null) return { pending: p, outcome: { accepted: 0, conflicts: [], lsn: null }, frame: null, seq: 0, points: [] };
+    if (op === null) return { pending: p, result: { accepted: 0, conflicts: [], lsn: null }, frames: [] };
     const frame: Frame = { origin: this.nodeId, lsn: ++this.lastLsn, hlc: this.clock.tick(), op };
     const touched = this.applySchemaToTables(frame, op);
     const info = this.stmts.insertFrame.run([this.selfId, frame.lsn, frame.hlc, encodeFrame(frame)]);
-    return { pending: p, outcome: { accepted: touched, conflicts: [], lsn: frame.lsn }, frame, seq: Number(info.lastInsertRowid), points: [] };
+    return { pending: p, result: { accepted: touched, conflicts: [], lsn: frame.lsn }, frames: [{ frame, seq: Number(info.lastInsertRowid) }] };
   }
 
   /** Checks a request against the catalogue, adds what it needs and writes its frame. */
@@ -468,7 +564,7 @@ export class Store {
         lines.push(point.raw);
       }
     }
-    if (lines.length === 0) return { pending: p, outcome: { accepted: 0, conflicts, lsn: null }, frame: null, seq: 0, points: [] };
+    if (lines.length === 0) return { pending: p, result: { accepted: 0, conflicts, lsn: null }, frames: [] };
     const frame: Frame = {
       origin: this.nodeId,
       lsn: ++this.lastLsn,
@@ -477,7 +573,7 @@ export class Store {
     };
     const info = this.stmts.insertFrame.run([this.selfId, frame.lsn, frame.hlc, encodeFrame(frame)]);
     const seq = Number(info.lastInsertRowid);
-    return { pending: p, outcome: { accepted: lines.length, conflicts, lsn: frame.lsn }, frame, seq, points: accepted };
+    return { pending: p, result: { accepted: lines.length, conflicts, lsn: frame.lsn }, frames: [{ frame, seq, points: accepted }] };
   }
 
   /** Adds the point's series and new fields to the catalogue, or reports its first type clash. */
@@ -539,6 +635,199 @@ export class Store {
       }
       this.hotValues += point.fields.length;
     }
+  }
+
+  // ---- replication ----
+
+  /** Called after every commit (own writes, twin frames, backfills); returns an unsubscribe. */
+  onCommit(listener: () => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  /** This node's newest LSN. */
+  latestLsn(): Lsn {
+    return this.lastLsn;
+  }
+
+  /** The oldest own LSN still in the frame log, or null when none is retained. */
+  oldestOwnLsn(): Lsn | null {
+    const v = scalar(this.stmts.oldestOwn, [this.selfId]);
+    return v === null || v === undefined ? null : Number(v);
+  }
+
+  /** Own frames after `after`, oldest first, up to about `maxBytes` (at least one frame). */
+  ownFramesAfter(after: Lsn, maxBytes: number): Array<{ lsn: Lsn; bytes: Uint8Array }> {
+    const out: Array<{ lsn: Lsn; bytes: Uint8Array }> = [];
+    let size = 0;
+    for (const [lsn, bytes] of this.stmts.ownAfter.iterate([this.selfId, after]) as Iterable<[number, Uint8Array]>) {
+      out.push({ lsn, bytes });
+      size += bytes.length;
+      if (size >= maxBytes) break;
+    }
+    return out;
+  }
+
+  /** How far this node applied a twin's frames, or null if it never did (or forgot, see seeds). */
+  cursorFor(twin: string): TwinCursor | null {
+    const row = this.stmts.getCursor.get([this.nodeIdOf(twin)]) as [string, number, number] | undefined;
+    return row === undefined ? null : { incarnation: row[0], lsn: row[1], hlc: row[2] };
+  }
+
+  private nodeIdOf(name: string): number {
+    return name === this.nodeId ? this.selfId : this.catalog.nodeId(name);
+  }
+
+  /**
+   * Applies frames received from the twin, exactly once: each is checked (checksum, origin,
+   * LSN order), its changes are stored with the frame, and the twin's cursor is advanced, all
+   * in one transaction. Frames at or below the cursor are skipped. Throws without applying
+   * anything when a frame is corrupt, forged or out of order.
+   */
+  applyTwinFrames(twin: TwinIdentity, frames: readonly Uint8Array[]): Promise<{ applied: number; lsn: Lsn; conflicts: number }> {
+    return this.task(() => {
+      const originId = this.nodeIdOf(twin.nodeId);
+      const cur = this.cursorFor(twin.nodeId);
+      if (cur === null || cur.incarnation !== twin.incarnation) {
+        throw new TsdbError("identity", `no cursor for ${twin.nodeId} incarnation ${twin.incarnation}: it must be seeded first`);
+      }
+      let lsn = cur.lsn;
+      let hlc = cur.hlc;
+      let conflicts = 0;
+      const committed: CommittedFrame[] = [];
+      for (const bytes of frames) {
+        const frame = decodeFrame(bytes);
+        if (frame.origin !== twin.nodeId) {
+          throw new TsdbError("corrupt_frame", `refusing ${describeFrame(frame)}: the twin is ${twin.nodeId}, and frames are only shipped by their origin`);
+        }
+        if (frame.lsn <= lsn) continue;
+        if (frame.lsn !== lsn + 1) {
+          throw new TsdbError("corrupt_frame", `refusing ${describeFrame(frame)}: expected ${formatPosition({ origin: twin.nodeId, lsn: lsn + 1 })} next`);
+        }
+        this.clock.observe(frame.hlc);
+        let points: Point[] | undefined;
+        if (frame.op.kind === "write") {
+          const op = frame.op;
+          const db = this.catalog.dbs.get(op.db) ?? this.catalog.createDb(op.db);
+          points = [];
+          for (const point of parseLines(op.lines, { precision: op.precision, defaultTime: op.defaultTime }).points) {
+            if (this.admit(db, point) === null) points.push(point);
+            else conflicts++;
+          }
+        } else {
+          this.applySchemaToTables(frame, frame.op);
+        }
+        const info = this.stmts.insertFrame.run([originId, frame.lsn, frame.hlc, bytes]);
+        committed.push({ frame, seq: Number(info.lastInsertRowid), points });
+        lsn = frame.lsn;
+        hlc = frame.hlc;
+      }
+      if (committed.length > 0) this.stmts.setCursor.run([originId, twin.incarnation, lsn, hlc]);
+      this.typeConflicts += conflicts;
+      return { frames: committed, result: { applied: committed.length, lsn, conflicts } };
+    });
+  }
+
+  /**
+   * Values for a twin that cannot be served from the frame log: every value with a version
+   * newer than `sinceHlc`, written by `origin` (or by anyone when null), one record per
+   * series and field, with versions and origins kept so the twin converges exactly.
+   */
+  *backfillRecords(opts: { sinceHlc: number; origin: string | null }): Generator<BackfillRecord> {
+    const since = BigInt(opts.sinceHlc);
+    const originId = opts.origin === null ? null : this.nodeIdOf(opts.origin);
+    for (const db of [...this.catalog.dbs.values()]) {
+      for (const m of [...db.measurements.values()]) {
+        const fields = [...m.fields.values()];
+        for (const series of [...m.series]) {
+          for (const field of fields) {
+            if (!this.catalog.dbs.has(db.name)) break;
+            const run = this.readRun(series, field, MIN_TIME, MAX_TIME, since);
+            const keep: number[] = [];
+            for (let i = 0; i < run.times.length; i++) {
+              const o = typeof run.origins === "number" ? run.origins : run.origins[i]!;
+              if (run.hlcs[i]! > since && (originId === null || o === originId)) keep.push(i);
+            }
+            if (keep.length === 0) continue;
+            const picked = pickRun(run, keep, field.type);
+            // Origins travel as node ids: the twin numbers nodes its own way.
+            const nodes: string[] = [];
+            const index = new Map<number, number>();
+            const local = typeof picked.origins === "number" ? Uint16Array.of(picked.origins) : picked.origins;
+            const mapped = new Uint16Array(local.length);
+            for (let i = 0; i < local.length; i++) {
+              let j = index.get(local[i]!);
+              if (j === undefined) {
+                j = nodes.length;
+                nodes.push(this.catalog.nodeName(local[i]!));
+                index.set(local[i]!, j);
+              }
+              mapped[i] = j;
+            }
+            const origins = typeof picked.origins === "number" ? 0 : mapped;
+            const chunk = encodeChunk({ ...picked, origins: typeof origins === "number" ? 0 : compactOrigins(origins) }, field.type);
+            yield { db: db.name, seriesKey: series.key, measurement: m.name, field: field.name, type: field.type, nodes, chunk };
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * Stores backfill records from the twin as chunks (merged with existing data by version on
+   * read), and, with `done`, moves the twin's cursor to where its frame stream resumes.
+   */
+  applyBackfill(twin: TwinIdentity, records: readonly BackfillRecord[], done?: { lsn: Lsn; hlc: number }): Promise<{ stored: number; conflicts: number }> {
+    return this.task(() => {
+      let stored = 0;
+      let conflicts = 0;
+      for (const r of records) {
+        const db = this.catalog.dbs.get(r.db) ?? this.catalog.createDb(r.db);
+        const m = db.measurement(r.measurement);
+        const known = m.fields.get(r.field);
+        if (known !== undefined && known.type !== r.type) {
+          conflicts++;
+          continue;
+        }
+        const field = known ?? this.catalog.createField(m, r.field, r.type);
+        const series = db.series.get(r.seriesKey) ?? this.catalog.createSeries(db, m, r.seriesKey);
+        const ids = r.nodes.map((n) => this.nodeIdOf(n));
+        const run = decodeChunk(r.chunk, r.type);
+        const origins =
+          typeof run.origins === "number" ? ids[run.origins]! : compactOrigins(Uint16Array.from(run.origins, (o) => ids[o]!));
+        this.insertChunk(series.id, field.id, encodeChunk({ ...run, origins }, r.type));
+        stored += run.times.length;
+      }
+      if (done !== undefined) {
+        this.clock.observe(done.hlc);
+        this.stmts.setCursor.run([this.nodeIdOf(twin.nodeId), twin.incarnation, done.lsn, done.hlc]);
+        this.stmts.repairGaps.run([this.nowMs(), this.nodeIdOf(twin.nodeId), done.lsn]);
+      }
+      this.typeConflicts += conflicts;
+      return { frames: [], result: { stored, conflicts } };
+    });
+  }
+
+  /** Records that the twin no longer had frames [from, to] when asked (they will be refilled from storage). */
+  recordGap(twin: string, from: Lsn, to: Lsn): Promise<void> {
+    return this.task(() => {
+      const originId = this.nodeIdOf(twin);
+      const open = scalar(this.stmts.openGap, [originId, from, to]);
+      if (open === undefined) this.stmts.insertGap.run([originId, from, to, this.nowMs()]);
+      return { frames: [], result: undefined };
+    });
+  }
+
+  /** Gaps recorded for a twin, newest first. */
+  gapsFor(twin: string): GapRecord[] {
+    return (this.stmts.listGaps.all([this.nodeIdOf(twin)]) as Array<[number, number, number, number | null]>).map(
+      ([from, to, detectedAt, repairedAt]) => ({ from, to, detectedAt, repairedAt }),
+    );
+  }
+
+  /** Values dropped because their field type clashed with the stored type, since start. */
+  typeConflictCount(): number {
+    return this.typeConflicts;
   }
 
   // ---- schema changes ----
@@ -629,7 +918,7 @@ export class Store {
       this.sqlite.prepare("DELETE FROM chunks WHERE id = ?").run([id]);
       if (kept.length > 0) {
         const c = encodeChunk(pickRun(run, kept, field.type), field.type);
-        this.stmts.insertChunk.run([series.id, field.id, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins]);
+        this.insertChunk(series.id, field.id, c);
         left += kept.length;
       }
     }
@@ -743,11 +1032,8 @@ export class Store {
         if (performance.now() - started >= budgetMs) break;
       }
       const checkpoint = this.checkpointAfter(done);
-      if (checkpoint > this.checkpointSeq) {
-        this.stmts.setMeta.run(["checkpoint_seq", String(checkpoint)]);
-        // Without a twin nothing else needs the frames the checkpoint covers.
-        this.stmts.trimFrames.run([checkpoint]);
-      }
+      if (checkpoint > this.checkpointSeq) this.stmts.setMeta.run(["checkpoint_seq", String(checkpoint)]);
+      this.trimFrames(Math.max(checkpoint, this.checkpointSeq), all);
       this.stmts.commit.run();
       this.checkpointSeq = Math.max(this.checkpointSeq, checkpoint);
     } catch (e) {
@@ -773,8 +1059,41 @@ export class Store {
     // Buffers are kept in time order; only repeated timestamps need the version merge.
     const run = b.hasDuplicates ? mergeRuns([b.snapshot()], b.type, this.order) : b.snapshot();
     const c = encodeChunk(run, b.type);
-    this.stmts.insertChunk.run([b.series.id, b.field.id, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins]);
+    this.insertChunk(b.series.id, b.field.id, c);
     this.chunksWritten++;
+  }
+
+  /**
+   * Drops frames nothing needs any more. Replay needs none at or before the checkpoint. The
+   * twin needs own frames for `frameRetentionMs` and up to `frameRetentionBytes`; a twin that
+   * falls further behind is refilled from storage (a recorded gap), never silently skipped.
+   */
+  private trimFrames(checkpoint: number, now: boolean): void {
+    if (this.engine.frameRetentionMs <= 0) {
+      this.stmts.trimFrames.run([checkpoint]);
+      return;
+    }
+    const nowMs = this.nowMs();
+    if (!now && nowMs - this.lastTrim < TRIM_EVERY_MS) return;
+    this.lastTrim = nowMs;
+    this.stmts.trimTwinFrames.run([checkpoint, this.selfId]);
+    const cutoff = (nowMs - this.engine.frameRetentionMs) * 1024;
+    this.stmts.trimOwnFramesBefore.run([checkpoint, this.selfId, cutoff]);
+    const total = Number(scalar(this.stmts.ownFrameBytes, [this.selfId]) ?? 0);
+    if (total > this.engine.frameRetentionBytes) {
+      let excess = total - this.engine.frameRetentionBytes;
+      let upTo = -1;
+      for (const [lsn, size] of this.stmts.ownFrameSizes.iterate([this.selfId, checkpoint]) as Iterable<[number, number]>) {
+        upTo = lsn;
+        excess -= size;
+        if (excess <= 0) break;
+      }
+      if (upTo >= 0) this.stmts.trimOwnFramesUpTo.run([checkpoint, this.selfId, upTo]);
+    }
+  }
+
+  private insertChunk(seriesId: number, fieldId: number, c: ChunkColumns): void {
+    this.stmts.insertChunk.run([seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc]);
   }
 
   /** The newest frame sequence whose values are all in chunks once `flushed` are written. */

@@ -1,0 +1,244 @@
+/**
+ * The peer stream: a sequence of messages, each `u8 type | u32 length | payload` (little
+ * endian). Frames travel as their own checksummed bytes; control messages are JSON; backfill
+ * records carry chunk columns. Pure: bytes in, messages out, no I/O.
+ */
+import { TsdbError } from "../errors.ts";
+import type { FieldType } from "../lineprotocol/types.ts";
+import type { BackfillRecord } from "../store/store.ts";
+
+/** The sender introduces itself at the start of every stream. */
+export interface Hello {
+  readonly node_id: string;
+  readonly incarnation: string;
+  /** Sender's newest LSN and the oldest it still retains (null: none retained). */
+  readonly latest_lsn: number;
+  readonly oldest_lsn: number | null;
+  /** How far the sender applied the requester's frames (its cursor), null if never. */
+  readonly applied_of_you: number | null;
+  readonly hlc: number;
+  readonly time_ms: number;
+}
+
+export interface Heartbeat {
+  readonly latest_lsn: number;
+  readonly applied_of_you: number | null;
+  readonly hlc: number;
+  readonly time_ms: number;
+}
+
+/** Frames `from`..`to` are no longer retained: refill from storage, then resume after `to`. */
+export interface Gap {
+  readonly from: number;
+  readonly to: number;
+}
+
+/** End of a backfill: the frame stream resumes after `lsn`. */
+export interface Done {
+  readonly lsn: number;
+  readonly hlc: number;
+}
+
+export type Message =
+  | { readonly type: "hello"; readonly hello: Hello }
+  | { readonly type: "frame"; readonly bytes: Uint8Array }
+  | { readonly type: "heartbeat"; readonly heartbeat: Heartbeat }
+  | { readonly type: "gap"; readonly gap: Gap }
+  | { readonly type: "record"; readonly record: BackfillRecord }
+  | { readonly type: "done"; readonly done: Done }
+  | { readonly type: "error"; readonly error: string };
+
+const CODES = { hello: 1, frame: 2, heartbeat: 3, gap: 4, record: 5, done: 6, error: 7 } as const;
+const TYPES = new Map(Object.entries(CODES).map(([k, v]) => [v as number, k as Message["type"]]));
+/** Larger messages are refused: a frame holds one request body (25 MB by default). */
+export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes one message. */
+export function encodeMessage(m: Message): Uint8Array {
+  let payload: Uint8Array;
+  switch (m.type) {
+    case "hello":
+      payload = json(m.hello);
+      break;
+    case "frame":
+      payload = m.bytes;
+      break;
+    case "heartbeat":
+      payload = json(m.heartbeat);
+      break;
+    case "gap":
+      payload = json(m.gap);
+      break;
+    case "record":
+      payload = encodeRecord(m.record);
+      break;
+    case "done":
+      payload = json(m.done);
+      break;
+    case "error":
+      payload = json({ error: m.error });
+      break;
+  }
+  const out = new Uint8Array(5 + payload.length);
+  out[0] = CODES[m.type];
+  new DataView(out.buffer).setUint32(1, payload.length, true);
+  out.set(payload, 5);
+  return out;
+}
+
+function json(v: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(v));
+}
+
+function bad(why: string): never {
+  throw new TsdbError("corrupt_frame", `bad peer message: ${why}`);
+}
+
+function parseJson<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(decoder.decode(bytes)) as T;
+  } catch {
+    return bad(`${what} is not JSON`);
+  }
+}
+
+function decodePayload(type: Message["type"], p: Uint8Array): Message {
+  switch (type) {
+    case "hello":
+      return { type, hello: parseJson<Hello>(p, "hello") };
+    case "frame":
+      return { type, bytes: p };
+    case "heartbeat":
+      return { type, heartbeat: parseJson<Heartbeat>(p, "heartbeat") };
+    case "gap":
+      return { type, gap: parseJson<Gap>(p, "gap") };
+    case "record":
+      return { type, record: decodeRecord(p) };
+    case "done":
+      return { type, done: parseJson<Done>(p, "done") };
+    case "error":
+      return { type, error: parseJson<{ error: string }>(p, "error").error };
+  }
+}
+
+/** Splits a byte stream into messages, whatever the chunk boundaries. */
+export class MessageReader {
+  private buf: Uint8Array = new Uint8Array(0);
+
+  /** Adds bytes; returns the messages now complete. */
+  push(chunk: Uint8Array): Message[] {
+    if (this.buf.length === 0) this.buf = chunk;
+    else {
+      const joined = new Uint8Array(this.buf.length + chunk.length);
+      joined.set(this.buf);
+      joined.set(chunk, this.buf.length);
+      this.buf = joined;
+    }
+    const out: Message[] = [];
+    let at = 0;
+    while (this.buf.length - at >= 5) {
+      const code = this.buf[at]!;
+      const type = TYPES.get(code) ?? bad(`unknown type ${code}`);
+      const len = new DataView(this.buf.buffer, this.buf.byteOffset + at + 1, 4).getUint32(0, true);
+      if (len > MAX_MESSAGE_BYTES) bad(`message of ${len} bytes is over the limit`);
+      if (this.buf.length - at - 5 < len) break;
+      // Copy: the payload must not keep the whole read buffer alive.
+      out.push(decodePayload(type, this.buf.slice(at + 5, at + 5 + len)));
+      at += 5 + len;
+    }
+    this.buf = at === this.buf.length ? new Uint8Array(0) : this.buf.slice(at);
+    return out;
+  }
+
+  /** True when bytes of an unfinished message are buffered. */
+  pending(): boolean {
+    return this.buf.length > 0;
+  }
+}
+
+interface RecordHeader {
+  db: string;
+  measurement: string;
+  seriesKey: string;
+  field: string;
+  type: FieldType;
+  nodes: string[];
+  count: number;
+  minTime: string;
+  maxTime: string;
+  maxHlc: string;
+  originId: number | null;
+}
+
+const BLOBS = ["times", "vals", "hlcs", "origins"] as const;
+
+function encodeRecord(r: BackfillRecord): Uint8Array {
+  const c = r.chunk;
+  const header: RecordHeader = {
+    db: r.db,
+    measurement: r.measurement,
+    seriesKey: r.seriesKey,
+    field: r.field,
+    type: r.type,
+    nodes: [...r.nodes],
+    count: c.count,
+    minTime: String(c.minTime),
+    maxTime: String(c.maxTime),
+    maxHlc: String(c.maxHlc),
+    originId: c.originId,
+  };
+  const head = json(header);
+  const blobs = [c.times, c.vals, c.hlcs, c.origins ?? new Uint8Array(0)];
+  const out = new Uint8Array(4 + head.length + blobs.reduce((n, b) => n + 4 + b.length, 0));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, head.length, true);
+  out.set(head, 4);
+  let at = 4 + head.length;
+  for (const b of blobs) {
+    view.setUint32(at, b.length, true);
+    out.set(b, at + 4);
+    at += 4 + b.length;
+  }
+  return out;
+}
+
+function decodeRecord(p: Uint8Array): BackfillRecord {
+  const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  const take = (at: number): [Uint8Array, number] => {
+    if (at + 4 > p.length) bad("record truncated");
+    const n = view.getUint32(at, true);
+    if (at + 4 + n > p.length) bad("record truncated");
+    return [p.subarray(at + 4, at + 4 + n), at + 4 + n];
+  };
+  let [head, at] = take(0);
+  const h = parseJson<RecordHeader>(head, "record header");
+  const parts: Uint8Array[] = [];
+  for (const _ of BLOBS) {
+    let blob: Uint8Array;
+    [blob, at] = take(at);
+    parts.push(blob);
+  }
+  if (at !== p.length) bad("record has trailing bytes");
+  const time = (s: string): bigint => (/^-?\d+$/.test(s) ? BigInt(s) : bad(`record time ${JSON.stringify(s)}`));
+  return {
+    db: h.db,
+    measurement: h.measurement,
+    seriesKey: h.seriesKey,
+    field: h.field,
+    type: h.type,
+    nodes: h.nodes,
+    chunk: {
+      count: h.count,
+      minTime: time(h.minTime),
+      maxTime: time(h.maxTime),
+      maxHlc: time(h.maxHlc),
+      times: parts[0]!,
+      vals: parts[1]!,
+      hlcs: parts[2]!,
+      originId: h.originId,
+      origins: h.originId === null ? parts[3]! : null,
+    },
+  };
+}
