@@ -1,9 +1,12 @@
 /**
  * Ingest benchmark: tsdb-pair against InfluxDB 1.x over HTTP line protocol.
  *
- *   npm run bench -- [--lines N] [--hosts N | --series N] [--connections N] [--batch N]
- *                    [--only tsdb-pair|influxdb] [--random-floats] [--keep]
- *                    [--deadline-min N] [--skip-calibration]
+ *   bun bench/ingest.ts [--lines N] [--hosts N | --series N] [--connections N] [--batch N]
+ *                       [--only tsdb-pair|influxdb] [--random-floats] [--keep]
+ *                       [--deadline-min N] [--skip-calibration]
+ *   npm run -s bench -- …   (same; -s keeps npm's "> bun bench/ingest.ts" banner off stdout)
+ *
+ * --series is an alias of --hosts (each host writes one cpu and one system series).
  *
  * Prints one JSON document on stdout (progress goes to stderr). For each system it starts
  * the server itself on a free 127.0.0.1 port with a fresh temporary data dir, posts the
@@ -11,6 +14,10 @@
  * reports lines/s, field values/s, bytes on disk per field value after the data is flushed,
  * and the server process's peak RSS. Systems run one after the other, never together.
  * InfluxDB is measured only if `influxd` is on PATH; the bench never installs anything.
+ * tsdb-pair's bytes are measured after a graceful SIGTERM shutdown; InfluxDB's after its
+ * cache snapshot and full compaction (its settled layout; the after-snapshot figure is
+ * reported too). Before each load the bench waits (bounded) for other processes to leave
+ * the cores idle, and flags a measurement as contended if they did not.
  */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -772,7 +779,8 @@ async function runSystem(spec: SystemSpec, cfg: BenchConfig, workload: Workload,
     const linesPerSec = load.lines / load.elapsedSeconds;
     const serverCpu = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null;
     const otherCores =
-      machine0 !== null && machine1 !== null && serverCpu !== null
+      // Jiffy-granular counters say nothing useful about loads shorter than a second.
+      machine0 !== null && machine1 !== null && serverCpu !== null && load.elapsedSeconds >= 1
         ? Math.max(0, (machine1 - machine0 - serverCpu - load.clientCpuSeconds) / load.elapsedSeconds)
         : null;
     progress(`${spec.name}: ${Math.round(linesPerSec)} lines/s over ${load.elapsedSeconds.toFixed(1)} s; flushing and measuring disk`);
@@ -957,21 +965,17 @@ async function main(): Promise<number> {
     return 2;
   }
   const deadline = new Deadline(cfg.deadlineMs);
-  // Last resort if an await somewhere never settles: kill the servers and leave.
-  setTimeout(() => {
-    progress(`watchdog: global deadline of ${cfg.deadlineMs / 60_000} min passed; killing servers and aborting`);
-    killAll();
-    process.exit(3);
-  }, cfg.deadlineMs + WATCHDOG_GRACE_MS).unref();
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    process.on(sig, () => {
-      progress(`${sig}: killing servers`);
-      killAll();
-      process.exit(130);
-    });
-  }
-
   const tmp = mkdtempSync(join(os.tmpdir(), "tsdb-pair-bench-"));
+  const abort = (why: string, code: number): never => {
+    progress(`${why}: killing servers and aborting`);
+    killAll();
+    if (!cfg.keep) rmSync(tmp, { recursive: true, force: true });
+    process.exit(code);
+  };
+  // Last resort if an await somewhere never settles.
+  setTimeout(() => abort(`global deadline of ${cfg.deadlineMs / 60_000} min passed`, 3), cfg.deadlineMs + WATCHDOG_GRACE_MS).unref();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => abort(sig, 130));
+
   const workload = makeWorkload({ lines: cfg.lines, hosts: cfg.hosts, batch: cfg.batch, randomFloats: cfg.randomFloats });
   const out: Record<string, unknown> = {
     benchmark: "ingest",

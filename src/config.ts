@@ -15,6 +15,10 @@ export interface ServeConfig {
   readonly sync: SyncMode;
   readonly maxBodyBytes: number;
   readonly autoCreate: boolean;
+  /** Base URLs of the twin, one per network ring; empty when unpaired. */
+  readonly peers: readonly string[];
+  /** Shared secret of the pair; set whenever peers are. */
+  readonly peerSecret: string | null;
   readonly engine: EngineConfig;
 }
 
@@ -65,6 +69,11 @@ export interface ServeInput {
   sync?: string;
   maxBody?: string | number;
   autoCreate?: boolean;
+  /** `host[:port]` or URLs, comma-separated or repeated. */
+  peer?: string | readonly string[];
+  peerSecret?: string;
+  walRetention?: string;
+  walMaxBytes?: string | number;
 }
 
 /** Turns loose input into a ServeConfig, filling defaults; throws TsdbError("config") naming the bad value. */
@@ -77,6 +86,13 @@ export function resolveServeConfig(input: ServeInput, defaults: { hostname: stri
     throw new TsdbError("config", `invalid --sync ${JSON.stringify(sync)}: expected full, normal or off`);
   }
   const authToken = input.authToken === undefined || input.authToken === "" ? null : input.authToken;
+  const peers = parsePeers(input.peer, port);
+  const peerSecret = input.peerSecret === undefined || input.peerSecret === "" ? null : input.peerSecret;
+  if (peers.length > 0 && peerSecret === null) {
+    throw new TsdbError("config", "--peer needs a shared secret: set --peer-secret, --peer-secret-file or TSDB_PAIR_PEER_SECRET on both nodes");
+  }
+  const retentionMs = input.walRetention === undefined ? DEFAULT_WAL_RETENTION_MS : parseDuration(input.walRetention, "--wal-retention");
+  const retentionBytes = input.walMaxBytes === undefined ? DEFAULT_WAL_MAX_BYTES : parseSize(input.walMaxBytes, "--wal-max-bytes");
   return {
     listenHost: host,
     listenPort: port,
@@ -86,8 +102,43 @@ export function resolveServeConfig(input: ServeInput, defaults: { hostname: stri
     sync,
     maxBodyBytes: input.maxBody === undefined ? DEFAULT_MAX_BODY_BYTES : parseSize(input.maxBody, "--max-body"),
     autoCreate: input.autoCreate ?? true,
-    engine: DEFAULT_ENGINE,
+    peers,
+    peerSecret,
+    // Frames are kept for the twin only when there is one.
+    engine: peers.length === 0 ? DEFAULT_ENGINE : { ...DEFAULT_ENGINE, frameRetentionMs: retentionMs, frameRetentionBytes: retentionBytes },
   };
+}
+
+/** Turns `--peer` values into base URLs; a bare host gets our own port (both boxes listen alike). */
+export function parsePeers(value: string | readonly string[] | undefined, ownPort: number): string[] {
+  if (value === undefined) return [];
+  const items = (typeof value === "string" ? [value] : value).flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+  return items.map((item) => {
+    const withScheme = /^https?:\/\//.test(item) ? item : `http://${item}`;
+    let url: URL;
+    try {
+      url = new URL(withScheme);
+    } catch {
+      throw new TsdbError("config", `invalid --peer ${JSON.stringify(item)}: expected HOST[:PORT]`);
+    }
+    if (url.pathname !== "/" || url.search !== "" || url.hostname === "") {
+      throw new TsdbError("config", `invalid --peer ${JSON.stringify(item)}: expected HOST[:PORT]`);
+    }
+    if (url.port === "") url.port = String(ownPort === 0 ? 8086 : ownPort);
+    return url.origin;
+  });
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000, w: 604_800_000 };
+
+/** Parses a duration such as `7d`, `12h`, `90s`. */
+export function parseDuration(value: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$/.exec(value);
+  const ms = m ? Number(m[1]) * DURATION_UNITS[m[2]!]! : NaN;
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new TsdbError("config", `invalid ${what} ${JSON.stringify(value)}: expected a duration such as 7d, 12h or 90m`);
+  }
+  return Math.round(ms);
 }
 
 /** Parses `HOST:PORT`, `:PORT` or `[v6]:PORT`. */

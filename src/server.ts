@@ -1,14 +1,18 @@
 /** A running node: the store, the HTTP API on top of it, and an orderly stop. */
 import type { ServeConfig } from "./config.ts";
-import { createApp } from "./http/app.ts";
+import { authorize, createApp } from "./http/app.ts";
 import type { Logger } from "./log.ts";
 import type { Runtime } from "./runtime/index.ts";
+import { registerPeerAdminRoutes } from "./peer/admin.ts";
+import { PeerLink } from "./peer/link.ts";
+import { registerPeerRoutes } from "./peer/routes.ts";
 import { Store } from "./store/store.ts";
 import { VERSION } from "./version.ts";
 
 export interface RunningNode {
   readonly port: number;
   readonly store: Store;
+  readonly link: PeerLink | null;
   /** Stops accepting requests, finishes those in flight, flushes and closes the store. */
   stop(): Promise<void>;
 }
@@ -24,6 +28,13 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     autoCreate: config.autoCreate,
     log,
   });
+  const closing = new AbortController();
+  let link: PeerLink | null = null;
+  if (config.peers.length > 0 && config.peerSecret !== null) {
+    registerPeerRoutes(app, { store, secret: config.peerSecret, log, closing: closing.signal });
+    link = new PeerLink({ store, addresses: config.peers, secret: config.peerSecret, log });
+    registerPeerAdminRoutes(app, link, (req) => authorize(req, config.authToken));
+  }
   let server;
   try {
     server = await runtime.serve((req) => app.fetch(req), {
@@ -43,13 +54,18 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     sync: config.sync,
     runtime: runtime.name,
     version: VERSION,
+    peers: config.peers.join(",") || undefined,
   });
+  link?.start();
   let stopping: Promise<void> | null = null;
   return {
     port: server.port,
     store,
+    link,
     stop() {
       stopping ??= (async () => {
+        await link?.stop();
+        closing.abort();
         await server.stop();
         await store.close();
         log.info("stopped", { node_id: config.nodeId });

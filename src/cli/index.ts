@@ -4,6 +4,7 @@
  * ServeConfig. Commands return an exit code; only main prints fatal errors and exits.
  */
 import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import process from "node:process";
 import { resolveServeConfig, type ServeInput } from "../config.ts";
@@ -14,6 +15,7 @@ import { startNode } from "../server.ts";
 import { DEFAULT_ENGINE } from "../config.ts";
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
+import { renderPeerStatus, type PeerStatusView } from "./peer-status.ts";
 
 const ENV_PREFIX = "TSDB_PAIR_";
 
@@ -50,7 +52,33 @@ export function serveInput(args: Record<string, unknown>, env: NodeJS.ProcessEnv
     sync: pick(args, "sync", env),
     maxBody: pick(args, "max-body", env),
     autoCreate: noAuto === undefined ? undefined : !noAuto,
+    peer: pickList(args, "peer", env),
+    peerSecret: pick(args, "peer-secret", env) ?? readSecretFile(pick(args, "peer-secret-file", env)),
+    walRetention: pick(args, "wal-retention", env),
+    walMaxBytes: pick(args, "wal-max-bytes", env),
   };
+}
+
+function pickList(args: Record<string, unknown>, flag: string, env: NodeJS.ProcessEnv): string[] | undefined {
+  const v = args[flag];
+  if (Array.isArray(v)) return v.map(String);
+  if (typeof v === "string") return [v];
+  const e = env[envName(flag)];
+  return e === undefined || e === "" ? undefined : [e];
+}
+
+/** The secret file's first line, so `echo s3cret > file` works. */
+function readSecretFile(path: string | undefined): string | undefined {
+  if (path === undefined || path === "") return undefined;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new TsdbError("config", `cannot read --peer-secret-file ${JSON.stringify(path)}: ${(e as Error).message}`);
+  }
+  const secret = text.split("\n")[0]!.trim();
+  if (secret === "") throw new TsdbError("config", `--peer-secret-file ${JSON.stringify(path)} is empty`);
+  return secret;
 }
 
 const serve = defineCommand({
@@ -63,6 +91,11 @@ const serve = defineCommand({
     sync: { type: "string", description: "full (survives power loss, default), normal (survives a crash) or off" },
     "max-body": { type: "string", description: "Largest request body, e.g. 25MB (default, like InfluxDB)" },
     "no-auto-create": { type: "boolean", description: "Answer 404 for writes to unknown databases instead of creating them" },
+    peer: { type: "string", description: "The twin, HOST[:PORT]; comma-separated for its addresses on both network rings" },
+    "peer-secret": { type: "string", description: "Secret shared by both nodes of the pair" },
+    "peer-secret-file": { type: "string", description: "Read the peer secret from this file" },
+    "wal-retention": { type: "string", description: "Keep own frames this long for the twin (default 7d)" },
+    "wal-max-bytes": { type: "string", description: "Keep at most this much frame log for the twin (default 1GiB)" },
   },
   async run({ args }) {
     const config = resolveServeConfig(serveInput(args, process.env), { hostname: hostname() });
@@ -127,6 +160,51 @@ function timeArg(v: unknown): bigint | undefined {
   return BigInt(ms) * 1_000_000n;
 }
 
+const peerArgs = {
+  url: { type: "string", description: "The local node (default http://127.0.0.1:8086)" },
+  "auth-token": { type: "string", description: "API token of the node" },
+  json: { type: "boolean", description: "Print JSON" },
+} as const;
+
+async function peerCall(args: Record<string, unknown>, method: string, path: string): Promise<PeerStatusView> {
+  const base = typeof args.url === "string" ? args.url : "http://127.0.0.1:8086";
+  const token = pick(args, "auth-token", process.env);
+  const res = await fetch(new URL(path, base), { method, headers: token ? { Authorization: `Token ${token}` } : {} });
+  const text = await res.text();
+  if (!res.ok) throw new TsdbError("unavailable", `${method} ${path} on ${base} failed: HTTP ${res.status} ${text}`);
+  return JSON.parse(text) as PeerStatusView;
+}
+
+const peer = defineCommand({
+  meta: { name: "peer", description: "The link to the twin: status, pause, resume" },
+  subCommands: {
+    status: defineCommand({
+      meta: { name: "status", description: "Show the link; exit 0 only when healthy and in sync" },
+      args: peerArgs,
+      async run({ args }) {
+        const s = await peerCall(args, "GET", "/peer/status");
+        process.stdout.write(args.json ? JSON.stringify(s, null, 2) + "\n" : renderPeerStatus(s));
+        const openGaps = s.gaps.some((g) => g.repairedAt === null);
+        if (!s.in_sync || openGaps) process.exitCode = 1;
+      },
+    }),
+    pause: defineCommand({
+      meta: { name: "pause", description: "Stop pulling from the twin until resumed" },
+      args: peerArgs,
+      async run({ args }) {
+        process.stdout.write(renderPeerStatus(await peerCall(args, "POST", "/peer/pause")));
+      },
+    }),
+    resume: defineCommand({
+      meta: { name: "resume", description: "Resume pulling from the twin" },
+      args: peerArgs,
+      async run({ args }) {
+        process.stdout.write(renderPeerStatus(await peerCall(args, "POST", "/peer/resume")));
+      },
+    }),
+  },
+});
+
 const version = defineCommand({
   meta: { name: "version", description: "Print the version" },
   run() {
@@ -136,7 +214,7 @@ const version = defineCommand({
 
 export const cli: CommandDef = defineCommand({
   meta: { name: "tsdb-pair", version: VERSION, description: "Two-box dual-active time-series database" },
-  subCommands: { serve, export: exportCmd, version },
+  subCommands: { serve, export: exportCmd, peer, version },
 });
 
 /** Runs the CLI; returns the exit code. Errors propagate to main, which prints them. */
@@ -153,7 +231,7 @@ export async function runCli(rawArgs: string[]): Promise<number> {
   }
   const subName = rawArgs[0]!;
   if (!((cli.subCommands as Record<string, CommandDef>)[subName])) {
-    throw new TsdbError("config", `unknown command ${JSON.stringify(subName)}: expected serve, export or version (see --help)`);
+    throw new TsdbError("config", `unknown command ${JSON.stringify(subName)}: expected serve, export, peer or version (see --help)`);
   }
   await runCommand(cli, { rawArgs });
   return 0;

@@ -32,7 +32,7 @@ const STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   too_large: 413,
   corrupt_frame: 400,
-  identity: 500,
+  identity: 409,
   unavailable: 503,
   internal: 500,
 };
@@ -213,7 +213,7 @@ function conflictText(c: TypeConflict): string {
  * Credentials as InfluxDB clients send them: `Authorization: Token <t>` (2.x, Telegraf),
  * `Bearer <t>`, Basic auth with the token as password, or `?p=<token>` (1.x).
  */
-function authorize(req: Request, token: string | null, _dialect: Dialect): void {
+export function authorize(req: Request, token: string | null, _dialect: Dialect = "v1"): void {
   if (token === null) return;
   const given = credential(req);
   if (given === null) throw new TsdbError("unauthorized", "unable to parse authentication credentials");

@@ -43,7 +43,9 @@ export class HotBuffer {
     return this.field.type;
   }
 
-  push(time: bigint, value: FieldValue, hlc: bigint, origin: number, seq: number, nowMs: number): void {
+  /** Adds a value; returns true when it meets a value of the same time from another node (a conflict). */
+  push(time: bigint, value: FieldValue, hlc: bigint, origin: number, seq: number, nowMs: number): boolean {
+    let conflict = false;
     const n = this.length;
     if (n === this.times.length) this.grow();
     let at = n;
@@ -57,7 +59,10 @@ export class HotBuffer {
     } else {
       // Out of order: find the place after every value with a time <= this one.
       while (at > 0 && this.times[at - 1]! > time) at--;
-      if (at > 0 && this.times[at - 1] === time) this.hasDuplicates = true;
+      if (at > 0 && this.times[at - 1] === time) {
+        this.hasDuplicates = true;
+        conflict = this.origins[at - 1] !== origin;
+      }
       if (at < n) this.shiftRight(at, n);
     }
     this.times[at] = time;
@@ -66,6 +71,7 @@ export class HotBuffer {
     this.hlcs[at] = hlc;
     this.origins[at] = origin;
     this.length = n + 1;
+    return conflict;
   }
 
   private shiftRight(at: number, n: number): void {

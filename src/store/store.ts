@@ -184,6 +184,8 @@ export class Store {
   private checkpointSeq: number;
   private hotValues = 0;
   private typeConflicts = 0;
+  private conflicts = 0;
+  private conflictSample: Record<string, string | number> | null = null;
   private chunksWritten = 0;
   /** Buffers holding values, and those that reached the chunk size. */
   private readonly live = new Set<HotBuffer>();
@@ -630,7 +632,7 @@ export class Store {
           series.buffers.set(entry.id, buf);
         }
         if (buf.length === 0) this.live.add(buf);
-        buf.push(point.time, f.value, hlc, origin, seq, nowMs);
+        if (buf.push(point.time, f.value, hlc, origin, seq, nowMs)) this.noteConflict(db.name, series.key, f.key, point.time);
         if (buf.length >= chunkPoints) this.full.add(buf);
       }
       this.hotValues += point.fields.length;
@@ -823,6 +825,24 @@ export class Store {
     return (this.stmts.listGaps.all([this.nodeIdOf(twin)]) as Array<[number, number, number, number | null]>).map(
       ([from, to, detectedAt, repairedAt]) => ({ from, to, detectedAt, repairedAt }),
     );
+  }
+
+  /** The current hybrid logical clock. */
+  currentHlc(): number {
+    return this.clock.current();
+  }
+
+  private noteConflict(db: string, series: string, field: string, time: bigint): void {
+    this.conflicts++;
+    this.conflictSample = { db, series, field, time: String(time), at_ms: this.nowMs() };
+  }
+
+  /**
+   * Writes of the same series, field and time from both nodes met while buffered (since
+   * start); the newest version won on both. The sample is the latest one.
+   */
+  conflictStats(): { count: number; sample: Record<string, string | number> | null } {
+    return { count: this.conflicts, sample: this.conflictSample };
   }
 
   /** Values dropped because their field type clashed with the stored type, since start. */

@@ -1,0 +1,409 @@
+/**
+ * The pulling side of the peer link. One long-lived request to the twin asks for its frames
+ * after our stored cursor; frames are applied (checked, stored, cursor advanced) in one
+ * transaction per batch. The cursor is re-read from the store after every error, never
+ * trusted from memory. When the twin no longer has the frames we need (a gap), or its store
+ * is a new incarnation (disk replaced, restored), the data is refilled from its storage.
+ */
+import { TsdbError, isTsdbError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { BackfillRecord, Store, TwinIdentity } from "../store/store.ts";
+import { hlcPhysicalMs } from "../wal/hlc.ts";
+import { formatPosition } from "../wal/position.ts";
+import { PEER_NODE_HEADER, PEER_SECRET_HEADER } from "./routes.ts";
+import { MessageReader, type Hello, type Message } from "./wire.ts";
+
+export type LinkState = "CONNECTING" | "STREAMING" | "BACKFILLING" | "SEEDING" | "PAUSED" | "ERROR" | "STOPPED";
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+/** Backfill records applied per transaction. */
+const BACKFILL_BATCH = 500;
+/** Clock offsets beyond this are flagged in status. */
+export const CLOCK_WARN_MS = 1000;
+/** How often every twin address is probed, to tell "twin down" from "one ring down". */
+const PROBE_EVERY_MS = 5000;
+
+export interface PeerLinkOptions {
+  readonly store: Store;
+  /** Base URLs of the twin, one per network ring (e.g. http://iotdb-2:8086). */
+  readonly addresses: readonly string[];
+  readonly secret: string;
+  readonly log: Logger;
+  readonly nowMs?: () => number;
+}
+
+export interface AddressStatus {
+  readonly url: string;
+  reachable: boolean | null;
+  lastOkMs: number | null;
+  lastError: string | null;
+}
+
+export interface PeerStatus {
+  readonly state: LinkState;
+  readonly paused: boolean;
+  readonly twin: { node_id: string | null; incarnation: string | null; addresses: AddressStatus[]; active_address: string | null };
+  readonly my_latest_lsn: number;
+  readonly twin_applied_my_lsn: number | null;
+  readonly i_applied_twin_lsn: number | null;
+  readonly twin_latest_lsn: number | null;
+  readonly lag: { frames: number | null; seconds: number | null };
+  readonly gaps: ReturnType<Store["gapsFor"]>;
+  readonly conflicts: { same_point: number; type: number; sample: unknown };
+  readonly clock_offset_ms: number | null;
+  readonly clock_warning: boolean;
+  readonly last_error: string | null;
+  readonly last_contact_ms: number | null;
+  readonly counters: { frames_applied: number; frames_refused: number; backfill_values: number; reconnects: number };
+  /** Streaming with nothing left to apply in either direction. */
+  readonly in_sync: boolean;
+}
+
+export class PeerLink {
+  private state: LinkState = "CONNECTING";
+  private paused = false;
+  private stopped = true;
+  private abort: AbortController | null = null;
+  private loopDone: Promise<void> = Promise.resolve();
+  private wake: (() => void) | null = null;
+  private twin: { nodeId: string; incarnation: string } | null = null;
+  private twinLatest: number | null = null;
+  private twinHlc = 0;
+  private appliedOfMine: number | null = null;
+  private clockOffset: number | null = null;
+  private lastError: string | null = null;
+  private lastContact: number | null = null;
+  private activeAddress: string | null = null;
+  private preferred = 0;
+  private lastProbe = 0;
+  private readonly addresses: AddressStatus[];
+  private readonly counters = { frames_applied: 0, frames_refused: 0, backfill_values: 0, reconnects: 0 };
+  private readonly nowMs: () => number;
+
+  constructor(private readonly opts: PeerLinkOptions) {
+    this.nowMs = opts.nowMs ?? Date.now;
+    this.addresses = opts.addresses.map((url) => ({ url, reachable: null, lastOkMs: null, lastError: null }));
+  }
+
+  /** Starts pulling in the background. */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loopDone = this.loop();
+  }
+
+  /** Stops pulling and waits for the loop to end. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.state = "STOPPED";
+    this.abort?.abort();
+    this.wake?.();
+    await this.loopDone;
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.state = "PAUSED";
+    this.abort?.abort();
+  }
+
+  resume(): void {
+    this.paused = false;
+    if (this.state === "PAUSED") this.state = "CONNECTING";
+    this.wake?.();
+  }
+
+  private async loop(): Promise<void> {
+    let backoff = BACKOFF_MIN_MS;
+    while (!this.stopped) {
+      if (this.paused) {
+        await this.sleep(Number.POSITIVE_INFINITY);
+        continue;
+      }
+      try {
+        await this.session();
+        backoff = BACKOFF_MIN_MS;
+      } catch (e) {
+        if (this.stopped || this.paused) continue;
+        this.state = "ERROR";
+        this.lastError = e instanceof Error ? e.message : String(e);
+        if (isTsdbError(e, "corrupt_frame")) this.counters.frames_refused++;
+        this.opts.log.warn("peer link error", { error: this.lastError, retry_ms: backoff });
+        // Capped exponential backoff with jitter, so two boxes do not retry in step.
+        await this.sleep(backoff * (0.5 + Math.random()));
+        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      }
+      this.counters.reconnects++;
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = null;
+        done();
+      };
+    });
+  }
+
+  /** Opens a stream from the first address that answers, preferring the last one that worked. */
+  private async open(path: string): Promise<{ body: ReadableStream<Uint8Array>; url: string }> {
+    const errors: string[] = [];
+    for (let k = 0; k < this.addresses.length; k++) {
+      const i = (this.preferred + k) % this.addresses.length;
+      const addr = this.addresses[i]!;
+      this.abort = new AbortController();
+      try {
+        const res = await fetch(new URL(path, addr.url), {
+          headers: { [PEER_SECRET_HEADER]: this.opts.secret, [PEER_NODE_HEADER]: this.opts.store.nodeId },
+          signal: this.abort.signal,
+        });
+        if (!res.ok || res.body === null) {
+          const text = await res.text().catch(() => "");
+          const why = (() => {
+            try {
+              return (JSON.parse(text) as { error?: string }).error ?? text;
+            } catch {
+              return text;
+            }
+          })();
+          // The twin answered: this is not a network problem, so other addresses will say the same.
+          addr.reachable = true;
+          addr.lastOkMs = this.nowMs();
+          throw new TsdbError(res.status === 401 ? "unauthorized" : "bad_request", `twin at ${addr.url} refused the link: HTTP ${res.status} ${why}`);
+        }
+        addr.reachable = true;
+        addr.lastOkMs = this.nowMs();
+        addr.lastError = null;
+        this.preferred = i;
+        this.activeAddress = addr.url;
+        return { body: res.body, url: addr.url };
+      } catch (e) {
+        if (e instanceof TsdbError) throw e;
+        addr.reachable = false;
+        addr.lastError = e instanceof Error ? e.message : String(e);
+        errors.push(`${addr.url}: ${addr.lastError}`);
+      }
+    }
+    this.activeAddress = null;
+    throw new TsdbError("unavailable", `twin unreachable on every address (${errors.join("; ")})`);
+  }
+
+  /** One connection: hello, then frames until the stream ends or fails. */
+  private async session(): Promise<void> {
+    this.state = "CONNECTING";
+    const store = this.opts.store;
+    const twinId = this.twin?.nodeId;
+    // Never trust a cached position: read it from the store on every connection.
+    const cursor = twinId === undefined ? null : store.cursorFor(twinId);
+    const after = cursor?.lsn ?? 0;
+    const { body } = await this.open(`/peer/v1/frames?after=${after}`);
+    const reader = new MessageReader();
+    let hello: Hello | null = null;
+    // What to do once this stream is closed: refill from storage before streaming again.
+    let next: (() => Promise<void>) | null = null;
+    stream: for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+      const messages = reader.push(chunk);
+      let frames: Uint8Array[] = [];
+      for (const m of messages) {
+        if (hello === null) {
+          if (m.type !== "hello") throw new TsdbError("corrupt_frame", `twin stream did not start with hello (got ${m.type})`);
+          const h = m.hello;
+          hello = h;
+          this.onHello(h);
+          const stored = store.cursorFor(h.node_id);
+          if (stored === null || stored.incarnation !== h.incarnation || stored.lsn !== after) {
+            // A twin we never applied, a new incarnation of it, or a first contact under a
+            // guessed cursor: refill from its storage, then stream from where that ends.
+            next = () => this.seed(h, stored);
+            break stream;
+          }
+          this.state = "STREAMING";
+          continue;
+        }
+        if (m.type === "frame") {
+          frames.push(m.bytes);
+          continue;
+        }
+        await this.applyFrames(frames);
+        frames = [];
+        this.onControl(m);
+        if (m.type === "gap") {
+          const h = hello;
+          const { from, to } = m.gap;
+          next = () => this.refillGap(h, from, to);
+          break stream;
+        }
+      }
+      await this.applyFrames(frames);
+      this.maybeProbe();
+    }
+    // Leaving the loop above cancelled the stream; now refill if that is why we left.
+    if (next !== null) return next();
+    if (!this.stopped && !this.paused) throw new TsdbError("unavailable", "twin closed the frame stream");
+  }
+
+  private async applyFrames(frames: Uint8Array[]): Promise<void> {
+    if (frames.length === 0 || this.twin === null) return;
+    try {
+      const out = await this.opts.store.applyTwinFrames(this.twin, frames);
+      this.counters.frames_applied += out.applied;
+    } catch (e) {
+      if (isTsdbError(e, "corrupt_frame")) {
+        this.opts.log.error("refused frames from the twin", { error: (e as Error).message });
+      }
+      throw e;
+    }
+  }
+
+  private onHello(h: Hello): void {
+    if (h.node_id === this.opts.store.nodeId) {
+      throw new TsdbError("identity", `the twin presents our own node id "${h.node_id}": node ids must differ`);
+    }
+    if (this.twin !== null && this.twin.incarnation !== h.incarnation) {
+      this.opts.log.warn("the twin's store is a new incarnation: its offsets are no longer trusted", {
+        twin: h.node_id,
+        was: this.twin.incarnation,
+        now: h.incarnation,
+      });
+    }
+    this.twin = { nodeId: h.node_id, incarnation: h.incarnation };
+    this.noteClock(h.latest_lsn, h.applied_of_you, h.hlc, h.time_ms);
+  }
+
+  private onControl(m: Message): void {
+    if (m.type === "heartbeat") this.noteClock(m.heartbeat.latest_lsn, m.heartbeat.applied_of_you, m.heartbeat.hlc, m.heartbeat.time_ms);
+    else if (m.type === "error") throw new TsdbError("bad_request", `twin reported: ${m.error}`);
+    else if (m.type !== "gap") throw new TsdbError("corrupt_frame", `unexpected ${m.type} message in the frame stream`);
+  }
+
+  private noteClock(latest: number, appliedOfMine: number | null, hlc: number, timeMs: number): void {
+    const now = this.nowMs();
+    this.twinLatest = latest;
+    this.twinHlc = hlc;
+    this.appliedOfMine = appliedOfMine;
+    this.lastContact = now;
+    // One-way, so it includes half a round trip: on a LAN that is well under a millisecond.
+    this.clockOffset = timeMs - now;
+    if (Math.abs(this.clockOffset) > CLOCK_WARN_MS) {
+      this.opts.log.warn("clock offset to the twin is large", { offset_ms: this.clockOffset });
+    }
+  }
+
+  /** Full refill from the twin's storage (all origins), then resume after its latest frame. */
+  private async seed(h: Hello, stored: ReturnType<Store["cursorFor"]>): Promise<void> {
+    const fresh = stored === null || stored.incarnation !== h.incarnation;
+    this.state = fresh ? "SEEDING" : "BACKFILLING";
+    this.opts.log.info(fresh ? "seeding from the twin" : "re-syncing from the twin", { twin: h.node_id, incarnation: h.incarnation });
+    const since = fresh ? 0 : stored!.hlc;
+    await this.backfill(h, `/peer/v1/backfill?since_hlc=${since}&origin=${fresh ? "all" : "self"}`);
+  }
+
+  /** Records the gap, refills the missing range from the twin's storage, then resumes. */
+  private async refillGap(h: Hello, from: number, to: number): Promise<void> {
+    const store = this.opts.store;
+    await store.recordGap(h.node_id, from, to);
+    this.opts.log.warn("the twin no longer has frames we need: refilling from its storage", {
+      twin: h.node_id,
+      from: formatPosition({ origin: h.node_id, lsn: from }),
+      to: formatPosition({ origin: h.node_id, lsn: to }),
+    });
+    this.state = "BACKFILLING";
+    const cursor = store.cursorFor(h.node_id);
+    await this.backfill(h, `/peer/v1/backfill?since_hlc=${cursor?.hlc ?? 0}&origin=self`);
+  }
+
+  private async backfill(h: Hello, path: string): Promise<void> {
+    const { body } = await this.open(path);
+    const reader = new MessageReader();
+    const twin: TwinIdentity = { nodeId: h.node_id, incarnation: h.incarnation };
+    let batch: BackfillRecord[] = [];
+    const flush = async (done?: { lsn: number; hlc: number }) => {
+      const out = await this.opts.store.applyBackfill(twin, batch, done);
+      this.counters.backfill_values += out.stored;
+      batch = [];
+    };
+    for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+      for (const m of reader.push(chunk)) {
+        if (m.type === "hello") {
+          if (m.hello.node_id !== h.node_id || m.hello.incarnation !== h.incarnation) {
+            throw new TsdbError("identity", "the twin changed while backfilling; starting over");
+          }
+        } else if (m.type === "record") {
+          batch.push(m.record);
+          if (batch.length >= BACKFILL_BATCH) await flush();
+        } else if (m.type === "done") {
+          await flush(m.done);
+          this.twin = { nodeId: h.node_id, incarnation: h.incarnation };
+          this.opts.log.info("backfill from the twin complete", { twin: h.node_id, resume_after: m.done.lsn });
+          return;
+        } else if (m.type === "error") {
+          throw new TsdbError("bad_request", `twin reported: ${m.error}`);
+        }
+      }
+    }
+    throw new TsdbError("unavailable", "the backfill stream ended early");
+  }
+
+  /** Pings every address now and then, so status can say which ring is down. */
+  private maybeProbe(): void {
+    const now = this.nowMs();
+    if (now - this.lastProbe < PROBE_EVERY_MS || this.addresses.length < 2) return;
+    this.lastProbe = now;
+    for (const addr of this.addresses) {
+      if (addr.url === this.activeAddress) continue;
+      fetch(new URL("/ping", addr.url), { signal: AbortSignal.timeout(2000) }).then(
+        () => {
+          addr.reachable = true;
+          addr.lastOkMs = this.nowMs();
+          addr.lastError = null;
+        },
+        (e: unknown) => {
+          addr.reachable = false;
+          addr.lastError = e instanceof Error ? e.message : String(e);
+        },
+      );
+    }
+  }
+
+  /** The link as `tsdb-pair peer status` shows it. */
+  status(): PeerStatus {
+    const store = this.opts.store;
+    const mine = store.latestLsn();
+    const cursor = this.twin === null ? null : store.cursorFor(this.twin.nodeId);
+    const applied = cursor?.lsn ?? null;
+    const lagFrames = this.twinLatest === null || applied === null ? null : Math.max(0, this.twinLatest - applied);
+    const lagSeconds =
+      lagFrames === null ? null : lagFrames === 0 ? 0 : Math.max(0, (hlcPhysicalMs(this.twinHlc) - hlcPhysicalMs(cursor?.hlc ?? 0)) / 1000);
+    const conflicts = store.conflictStats();
+    return {
+      state: this.paused ? "PAUSED" : this.state,
+      paused: this.paused,
+      twin: {
+        node_id: this.twin?.nodeId ?? null,
+        incarnation: this.twin?.incarnation ?? null,
+        addresses: this.addresses.map((a) => ({ ...a })),
+        active_address: this.activeAddress,
+      },
+      my_latest_lsn: mine,
+      twin_applied_my_lsn: this.appliedOfMine,
+      i_applied_twin_lsn: applied,
+      twin_latest_lsn: this.twinLatest,
+      lag: { frames: lagFrames, seconds: lagSeconds },
+      gaps: this.twin === null ? [] : store.gapsFor(this.twin.nodeId),
+      conflicts: { same_point: conflicts.count, type: store.typeConflictCount(), sample: conflicts.sample },
+      clock_offset_ms: this.clockOffset,
+      clock_warning: this.clockOffset !== null && Math.abs(this.clockOffset) > CLOCK_WARN_MS,
+      last_error: this.lastError,
+      last_contact_ms: this.lastContact,
+      counters: { ...this.counters },
+      in_sync: this.state === "STREAMING" && !this.paused && lagFrames === 0 && this.appliedOfMine === mine,
+    };
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * The twin-facing side of the peer link, on the API port under /peer/v1/: the frame stream a
+ * twin pulls from, and the backfill stream that refills it from storage. Guarded by the
+ * shared peer secret; only frames whose origin is this node are ever sent (no loops).
+ */
+import type { Hono } from "hono";
+import { TsdbError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Store } from "../store/store.ts";
+import { encodeMessage, type Hello, type Message } from "./wire.ts";
+
+/** How often an idle stream sends a heartbeat (clock and latest LSN). */
+export const HEARTBEAT_MS = 1000;
+/** Frames read from the log per batch. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+/** A backfill yields to the event loop after this long, so ingest keeps going. */
+const BACKFILL_SLICE_MS = 20;
+
+export interface PeerRouteDeps {
+  readonly store: Store;
+  readonly secret: string;
+  readonly log: Logger;
+  /** Aborted when the node shuts down: open streams end so they do not hold the server. */
+  readonly closing: AbortSignal;
+  readonly nowMs?: () => number;
+}
+
+/** Constant-time comparison, so the secret cannot be guessed byte by byte from timings. */
+export function sameSecret(a: string, b: string): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a.charCodeAt(i) || 0) ^ (b.charCodeAt(i) || 0);
+  return diff === 0;
+}
+
+export const PEER_SECRET_HEADER = "X-Tsdb-Pair-Peer-Secret";
+export const PEER_NODE_HEADER = "X-Tsdb-Pair-Node";
+
+export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
+  const { store, log } = deps;
+  const nowMs = deps.nowMs ?? Date.now;
+
+  /** Checks the secret and the requester's identity; returns the requester's node id. */
+  const admit = (req: Request): string => {
+    const requester = req.headers.get(PEER_NODE_HEADER) ?? "";
+    const given = req.headers.get(PEER_SECRET_HEADER);
+    if (given === null || !sameSecret(given, deps.secret)) {
+      log.warn("refused a peer request: wrong peer secret", { from: requester || "unknown" });
+      throw new TsdbError("unauthorized", "peer secret mismatch: both nodes must be configured with the same --peer-secret");
+    }
+    if (requester === "") throw new TsdbError("bad_request", `missing ${PEER_NODE_HEADER} header`);
+    if (requester === store.nodeId) {
+      log.warn("refused a peer request: the twin presents our own node id", { node_id: requester });
+      throw new TsdbError("identity", `the twin presents our own node id "${requester}": node ids must differ`);
+    }
+    return requester;
+  };
+
+  const hello = (requester: string): Hello => ({
+    node_id: store.nodeId,
+    incarnation: store.incarnation,
+    latest_lsn: store.latestLsn(),
+    oldest_lsn: store.oldestOwnLsn(),
+    applied_of_you: store.cursorFor(requester)?.lsn ?? null,
+    hlc: store.currentHlc(),
+    time_ms: nowMs(),
+  });
+
+  app.get("/peer/v1/frames", (c) => {
+    const requester = admit(c.req.raw);
+    const after = Number(c.req.query("after") ?? "");
+    if (!Number.isSafeInteger(after) || after < 0) throw new TsdbError("bad_request", "after must be a non-negative LSN");
+    const signal = AbortSignal.any([c.req.raw.signal, deps.closing]);
+    async function* messages(): AsyncGenerator<Message> {
+      const h = hello(requester);
+      yield { type: "hello", hello: h };
+      if (after > h.latest_lsn) {
+        yield { type: "error", error: `you asked for frames after ${store.nodeId}@${after}, but the newest is ${store.nodeId}@${h.latest_lsn}` };
+        return;
+      }
+      let cursor = after;
+      let lastBeat = 0;
+      while (!signal.aborted) {
+        const batch = store.ownFramesAfter(cursor, BATCH_BYTES);
+        if (batch.length > 0) {
+          if (batch[0]!.lsn !== cursor + 1) {
+            yield { type: "gap", gap: { from: cursor + 1, to: batch[0]!.lsn - 1 } };
+            return;
+          }
+          for (const f of batch) yield { type: "frame", bytes: f.bytes };
+          cursor = batch[batch.length - 1]!.lsn;
+        } else if (cursor < store.latestLsn()) {
+          // Frames exist after the cursor but none is retained: they were trimmed.
+          yield { type: "gap", gap: { from: cursor + 1, to: store.latestLsn() } };
+          return;
+        }
+        if (batch.length === 0 || nowMs() - lastBeat >= HEARTBEAT_MS) {
+          if (batch.length === 0) await commitOrTimeout(store, HEARTBEAT_MS, signal);
+          if (nowMs() - lastBeat >= HEARTBEAT_MS) {
+            lastBeat = nowMs();
+            yield {
+              type: "heartbeat",
+              heartbeat: { latest_lsn: store.latestLsn(), applied_of_you: store.cursorFor(requester)?.lsn ?? null, hlc: store.currentHlc(), time_ms: nowMs() },
+            };
+          }
+        }
+      }
+    }
+    return stream(messages(), log);
+  });
+
+  app.get("/peer/v1/backfill", (c) => {
+    const requester = admit(c.req.raw);
+    const sinceHlc = Number(c.req.query("since_hlc") ?? "0");
+    const scope = c.req.query("origin") ?? "all";
+    if (!Number.isSafeInteger(sinceHlc) || sinceHlc < 0) throw new TsdbError("bad_request", "since_hlc must be a non-negative clock value");
+    if (scope !== "self" && scope !== "all") throw new TsdbError("bad_request", "origin must be self or all");
+    async function* messages(): AsyncGenerator<Message> {
+      // Where the frame stream resumes: everything up to here is in the scan below.
+      const h = hello(requester);
+      yield { type: "hello", hello: h };
+      log.info("backfilling the twin from storage", { twin: requester, origin: scope, since_hlc: sinceHlc, resume_after: h.latest_lsn });
+      let sliceStart = performance.now();
+      let records = 0;
+      for (const record of store.backfillRecords({ sinceHlc, origin: scope === "self" ? store.nodeId : null })) {
+        if (deps.closing.aborted) return;
+        yield { type: "record", record };
+        records++;
+        if (performance.now() - sliceStart > BACKFILL_SLICE_MS) {
+          await new Promise((r) => setTimeout(r, 0));
+          sliceStart = performance.now();
+        }
+      }
+      yield { type: "done", done: { lsn: h.latest_lsn, hlc: h.hlc } };
+      log.info("backfill sent", { twin: requester, records });
+    }
+    return stream(messages(), log);
+  });
+}
+
+/** Resolves at the next commit, after `ms`, or when the request is gone, whichever is first. */
+function commitOrTimeout(store: Store, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      unsubscribe();
+      signal.removeEventListener("abort", finish);
+      resolve();
+    };
+    const timer = setTimeout(finish, ms);
+    const unsubscribe = store.onCommit(finish);
+    signal.addEventListener("abort", finish);
+  });
+}
+
+/** A streaming response of peer messages. */
+function stream(messages: AsyncGenerator<Message>, log: Logger): Response {
+  // The twin may hang up while a message is being prepared; then there is no one to send to.
+  let cancelled = false;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next = await messages.next();
+        if (cancelled) return;
+        if (next.done) controller.close();
+        else controller.enqueue(encodeMessage(next.value));
+      } catch (e) {
+        if (cancelled) return;
+        log.error("peer stream failed", { error: String(e) });
+        controller.enqueue(encodeMessage({ type: "error", error: e instanceof Error ? e.message : String(e) }));
+        controller.close();
+      }
+    },
+    async cancel() {
+      cancelled = true;
+      await messages.return(undefined);
+    },
+  });
+  return new Response(body, { status: 200, headers: { "Content-Type": "application/x-tsdb-pair-stream", "Cache-Control": "no-store" } });
+}
