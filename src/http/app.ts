@@ -106,10 +106,10 @@ export function createApp(opts: AppOptions): Hono {
   async function ingest(c: Context, target: { db: string; rp: string; precision: Precision }, dialect: Dialect): Promise<Response> {
     const text = await readBodyText(c.req.raw, opts.maxBodyBytes);
     const defaultTime = nowNs();
-    const { points, errors } = parseLines(text, { precision: target.precision, defaultTime });
+    const { batch, errors } = parseLines(text, { precision: target.precision, defaultTime });
     let outcome: WriteOutcome = { accepted: 0, conflicts: [], lsn: null };
-    if (points.length > 0) {
-      outcome = await opts.store.write({ ...target, defaultTime, points, autoCreate: opts.autoCreate });
+    if (batch.length > 0) {
+      outcome = await opts.store.write({ ...target, defaultTime, batch, autoCreate: opts.autoCreate });
     }
     if (errors.length === 0 && outcome.conflicts.length === 0) return c.body(null, 204);
     const message = writeErrorMessage(errors, outcome);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { splitSeriesKey } from "./format.ts";
-import { parseLines } from "./parse.ts";
+import { parseLines, toPoints } from "./parse.ts";
 
 describe("series keys", () => {
   const cases: Array<[string, string]> = [
@@ -9,12 +9,13 @@ describe("series keys", () => {
     ["escaped commas, spaces and equals signs", "my\\ m\\,x,k\\ 1=v\\=1\\,2,z=\\ "],
     ["unicode", "温度,传感器=一号"],
     ["a backslash that escapes nothing", "m\\x,k=a\\b"],
+    ["a literal backslash before an escaped equals sign in a tag key", "a,\\\\=a=a"],
   ];
   for (const [name, line] of cases) {
     test(`split back into what the parser read for ${name}`, () => {
-      const { points, errors } = parseLines(`${line} f=1 1`, { precision: "ns", defaultTime: 0n });
+      const { batch, errors } = parseLines(`${line} f=1 1`, { precision: "ns", defaultTime: 0n });
       expect(errors).toEqual([]);
-      const p = points[0]!;
+      const p = toPoints(batch)[0]!;
       expect(splitSeriesKey(p.seriesKey)).toEqual({ measurement: p.measurement, tags: p.tags });
     });
   }

@@ -52,8 +52,11 @@ export function splitSeriesKey(key: string): { measurement: string; tags: Array<
     let eq = -1;
     for (let i = a; i < b; i++) {
       const c = key.charCodeAt(i);
-      if (c === BACKSLASH) i++;
-      else if (c === EQUALS) {
+      if (c === BACKSLASH && i + 1 < b) {
+        // A backslash escapes only the characters that are special here (the parser's rule).
+        const n = key.charCodeAt(i + 1);
+        if (n === COMMA || n === SPACE || n === EQUALS) i++;
+      } else if (c === EQUALS) {
         eq = i;
         break;
       }

@@ -1,14 +1,16 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { escapeMeasurement, escapeStringField, escapeTag, formatSeriesKey } from "./escape.ts";
-import { compareKeys, parseLines } from "./parse.ts";
-import type { FieldValue, ParseResult, Point, Precision } from "./types.ts";
+import { compareKeys, parseLines, toPoints } from "./parse.ts";
+import type { FieldValue, LineError, Point, Precision } from "./types.ts";
 
 // 2023-11-14T22:15:23.456789123Z: every digit differs, so each truncation shows.
 const NOW = 1_700_000_123_456_789_123n;
 
-function parse(body: string, precision: Precision = "ns", defaultTime = NOW): ParseResult {
-  return parseLines(body, { precision, defaultTime });
+/** Parses a body into the object view (one Point per good line) and its errors. */
+function parse(body: string, precision: Precision = "ns", defaultTime = NOW): { points: Point[]; errors: LineError[] } {
+  const r = parseLines(body, { precision, defaultTime });
+  return { points: toPoints(r.batch), errors: r.errors };
 }
 
 /** Parses a body that must hold exactly one good line and no errors. */

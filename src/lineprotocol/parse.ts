@@ -10,7 +10,8 @@
  * stricter or fix an InfluxDB bug, the comment at that spot says so.
  */
 import { formatSeriesKey, unescapeMeasurement, unescapeStringField, unescapeTag } from "./escape.ts";
-import type { Field, FieldType, FieldValue, LineError, ParseOptions, ParseResult, Point, Precision } from "./types.ts";
+import { splitSeriesKey } from "./format.ts";
+import type { Field, FieldType, FieldValue, LineError, ParseOptions, ParseResult, Point, PointBatch, Precision } from "./types.ts";
 
 const TAB = 9;
 const LF = 10;
@@ -72,7 +73,28 @@ export function parseLines(body: string, opts: ParseOptions): ParseResult {
   if (unit === undefined) throw new RangeError(`unknown precision "${String(opts.precision)}"`);
   const parser = new LineParser(body, unit, floorToUnit(opts.defaultTime, unit));
   parser.run();
-  return { points: parser.points, errors: parser.errors };
+  return { batch: parser.batch(), errors: parser.errors };
+}
+
+/** The object view of a batch: one Point per line, tags split back out of the series key. */
+export function toPoints(batch: PointBatch): Point[] {
+  const out: Point[] = [];
+  for (let i = 0; i < batch.length; i++) {
+    const fields: Field[] = [];
+    for (let f = batch.fieldStart[i]!; f < batch.fieldStart[i + 1]!; f++) {
+      fields.push({ key: batch.fieldKey[f]!, type: batch.fieldType[f]!, value: batch.fieldValue[f]! });
+    }
+    out.push({
+      measurement: batch.measurement[i]!,
+      tags: splitSeriesKey(batch.seriesKey[i]!).tags,
+      seriesKey: batch.seriesKey[i]!,
+      fields,
+      time: batch.time[i]!,
+      line: batch.line[i]!,
+      raw: batch.raw[i]!,
+    });
+  }
+  return out;
 }
 
 /** Orders tag keys by Unicode code point, which is the UTF-8 byte order InfluxDB sorts by. */
@@ -93,8 +115,20 @@ export function compareKeys(a: string, b: string): number {
 }
 
 class LineParser {
-  readonly points: Point[] = [];
   readonly errors: LineError[] = [];
+  // The batch being built (see PointBatch).
+  private readonly pMeasurement: string[] = [];
+  private readonly pSeriesKey: string[] = [];
+  private readonly pTime: bigint[] = [];
+  private readonly pLine: number[] = [];
+  private readonly pRaw: string[] = [];
+  private readonly pFieldStart: number[] = [0];
+  private readonly fKey: string[] = [];
+  private readonly fType: FieldType[] = [];
+  private readonly fValue: FieldValue[] = [];
+  /** The current line's tags, reused from line to line (no allocation while tags arrive sorted). */
+  private readonly tagKeys: string[] = [];
+  private readonly tagValues: string[] = [];
   private readonly body: string;
   private readonly unit: bigint;
   private readonly defaultTime: bigint;
@@ -119,6 +153,31 @@ class LineParser {
   private lastTimeStart = -1;
   private lastTimeLength = 0;
   private lastTime = 0n;
+
+  /** Drops the points from `n` on, with their fields. */
+  private truncate(n: number): void {
+    const fields = this.pFieldStart[n]!;
+    for (const a of [this.pMeasurement, this.pSeriesKey, this.pTime, this.pLine, this.pRaw]) a.length = n;
+    this.pFieldStart.length = n + 1;
+    this.fKey.length = fields;
+    this.fType.length = fields;
+    this.fValue.length = fields;
+  }
+
+  batch(): PointBatch {
+    return {
+      length: this.pRaw.length,
+      measurement: this.pMeasurement,
+      seriesKey: this.pSeriesKey,
+      time: this.pTime,
+      line: this.pLine,
+      raw: this.pRaw,
+      fieldStart: this.pFieldStart,
+      fieldKey: this.fKey,
+      fieldType: this.fType,
+      fieldValue: this.fValue,
+    };
+  }
 
   constructor(body: string, unit: bigint, defaultTime: bigint) {
     this.body = body;
@@ -153,13 +212,13 @@ class LineParser {
       // CRLF: the `\r` is part of the line end, not of the last value (InfluxDB 1.6 keeps it).
       this.lim = b.charCodeAt(nl - 1) === CR ? nl - 1 : nl;
       this.extraLines = 0;
-      const stored = this.points.length;
+      const stored = this.pRaw.length;
       let reason = this.parseLine(i);
       if (checkSurrogates) {
         const bad = loneSurrogate(b, this.start, this.lim);
         if (bad !== undefined) {
           reason = bad;
-          this.points.length = stored;
+          this.truncate(stored);
         }
       }
       if (reason !== undefined) this.errors.push({ line: this.line, text: b.slice(this.start, this.lim), reason });
@@ -203,7 +262,10 @@ class LineParser {
     // The series key depends only on the raw text before the fields, so it is cached by that text.
     let keyHash = h;
 
-    const tags: Array<[string, string]> = [];
+    const tagKeys = this.tagKeys;
+    const tagValues = this.tagValues;
+    tagKeys.length = 0;
+    tagValues.length = 0;
     // While the tags arrive in order, the raw text up to the fields is already the series key.
     let sorted = true;
     let canonical = true;
@@ -262,17 +324,23 @@ class LineParser {
       let value = names.find(vStart, i, h, KIND_TAG);
       if (value === undefined) value = names.add(escaped ? unescapeTag(b, vStart, i) : b.slice(vStart, i));
       keyHash = Math.imul(keyHash ^ h, FNV_PRIME);
-      const prev = tags[tags.length - 1];
-      if (prev !== undefined && compareKeys(prev[0], key) >= 0) sorted = false;
-      tags.push([key, value]);
+      const prev = tagKeys[tagKeys.length - 1];
+      if (prev !== undefined && compareKeys(prev, key) >= 0) sorted = false;
+      tagKeys.push(key);
+      tagValues.push(value);
       // InfluxDB 1.x refuses a tag named time at write time (`time` would be ambiguous in InfluxQL).
       if (key === "time") deferred ??= `invalid tag key: input tag "time" on measurement "${measurement}" is invalid`;
     }
     const keyEnd = i;
-    if (!sorted && sortTags(tags)) return "duplicate tags";
+    // Out of order or oddly escaped tags (rare): build the pairs, sort, check, format.
+    let tags: Array<[string, string]> | null = null;
+    if (!sorted || !canonical) {
+      tags = tagKeys.map((k, t): [string, string] => [k, tagValues[t]!]);
+      if (!sorted && sortTags(tags)) return "duplicate tags";
+    }
     let seriesKey = names.find(mStart, keyEnd, keyHash, KIND_SERIES);
     if (seriesKey === undefined) {
-      seriesKey = names.add(sorted && canonical ? b.slice(mStart, keyEnd) : formatSeriesKey(measurement, tags));
+      seriesKey = names.add(tags === null ? b.slice(mStart, keyEnd) : formatSeriesKey(measurement, tags));
     }
 
     // c is the space after the key; more spaces may follow.
@@ -280,7 +348,17 @@ class LineParser {
     while (i < lim && b.charCodeAt(i) === SPACE) i++;
     if (i >= lim) return "invalid field format";
 
-    const fields: Field[] = [];
+    // Fields go straight into the batch; a line that fails takes its fields back out.
+    const fKey = this.fKey;
+    const fType = this.fType;
+    const fValue = this.fValue;
+    const first = fKey.length;
+    const fail = (reason: string): string => {
+      fKey.length = first;
+      fType.length = first;
+      fValue.length = first;
+      return reason;
+    };
     for (;;) {
       const kStart = i;
       escaped = false;
@@ -298,19 +376,19 @@ class LineParser {
           }
         }
       }
-      if (i >= lim || c !== EQUALS) return "invalid field format";
-      if (i === kStart) return "missing field key";
+      if (i >= lim || c !== EQUALS) return fail("invalid field format");
+      if (i === kStart) return fail("missing field key");
       let key = names.find(kStart, i, h, KIND_TAG);
       if (key === undefined) key = names.add(escaped ? unescapeTag(b, kStart, i) : b.slice(kStart, i));
       const keyHashOfField = h;
       i++;
-      if (i >= lim) return "missing field value";
+      if (i >= lim) return fail("missing field value");
       c = b.charCodeAt(i);
       let type: FieldType;
       let value: FieldValue;
       if (c === QUOTE) {
         const close = this.closingQuote(i + 1);
-        if (close === -1) return "unbalanced quotes";
+        if (close === -1) return fail("unbalanced quotes");
         // A quoted string may hold raw line ends (InfluxDB accepts them); the line goes on after it.
         if (close > this.nl) lim = this.extendLine(close);
         type = "string";
@@ -319,7 +397,7 @@ class LineParser {
         if (i < lim) {
           c = b.charCodeAt(i);
           // Stricter than InfluxDB 1.6, which stores `f="x"y` as the string `x"`.
-          if (c !== COMMA && c !== SPACE) return "invalid field format";
+          if (c !== COMMA && c !== SPACE) return fail("invalid field format");
         }
       } else {
         const tStart = i;
@@ -327,55 +405,57 @@ class LineParser {
           c = b.charCodeAt(i);
           if (c === COMMA || c === SPACE) break;
         }
-        if (i === tStart) return "missing field value";
+        if (i === tStart) return fail("missing field value");
         const first = b.charCodeAt(tStart);
         if ((first >= ZERO && first <= NINE) || first === MINUS || first === DOT) {
           const suffix = b.charCodeAt(i - 1);
           if (suffix === LOWER_I || suffix === LOWER_U) {
             const n = this.intValue(tStart, i, suffix === LOWER_U);
-            if (typeof n === "string") return n;
+            if (typeof n === "string") return fail(n);
             type = suffix === LOWER_I ? "integer" : "unsigned";
             value = n;
           } else {
             const x = this.floatValue(tStart, i);
-            if (x !== x) return this.numberReason;
+            if (x !== x) return fail(this.numberReason);
             type = "float";
             value = x;
           }
         } else if (first === UPPER_N || first === LOWER_N) {
           // InfluxDB sends these to its number scanner to refuse NaN, hence its wording.
-          return "invalid number";
+          return fail("invalid number");
         } else {
           const flag = booleanValue(b, tStart, i);
-          if (flag === undefined) return "invalid boolean";
+          if (flag === undefined) return fail("invalid boolean");
           type = "boolean";
           value = flag;
         }
       }
 
-      const count = fields.length;
+      const count = fKey.length - first;
       let hashes = this.fieldHashes;
-      let seen: Field | undefined;
+      let seen = -1;
       for (let f = 0; f < count; f++) {
-        if (hashes[f] === keyHashOfField && fields[f]!.key === key) {
-          seen = fields[f];
+        if (hashes[f] === keyHashOfField && fKey[first + f] === key) {
+          seen = first + f;
           break;
         }
       }
-      if (seen === undefined) {
+      if (seen < 0) {
         if (count === hashes.length) {
           const grown = new Int32Array(count * 2);
           grown.set(hashes);
           this.fieldHashes = hashes = grown;
         }
         hashes[count] = keyHashOfField;
-        fields.push({ key, type, value });
-      } else if (seen.type === type) {
+        fKey.push(key);
+        fType.push(type);
+        fValue.push(value);
+      } else if (fType[seen] === type) {
         // InfluxDB keeps the last value of a repeated field; we keep the first one's position.
-        seen.value = value;
+        fValue[seen] = value;
       } else {
         // InfluxDB 1.6 rejects the whole request here; we drop only this line.
-        deferred ??= `field type conflict: input field "${key}" on measurement "${measurement}" is type ${type}, already exists as type ${seen.type}`;
+        deferred ??= `field type conflict: input field "${key}" on measurement "${measurement}" is type ${type}, already exists as type ${fType[seen]}`;
       }
       // Stricter than InfluxDB 1.6, which silently drops a `time` field when others remain.
       if (key === "time") deferred ??= `invalid field name: input field "time" on measurement "${measurement}" is invalid`;
@@ -397,15 +477,20 @@ class LineParser {
         const tStart = i;
         while (i < lim && b.charCodeAt(i) !== SPACE) i++;
         const t = this.timestamp(tStart, i);
-        if (typeof t === "string") return t;
+        if (typeof t === "string") return fail(t);
         while (i < lim && b.charCodeAt(i) === SPACE) i++;
-        if (i < lim) return "point is invalid";
+        if (i < lim) return fail("point is invalid");
         time = t;
       }
     }
 
-    if (deferred !== undefined) return deferred;
-    this.points.push({ measurement, tags, seriesKey, fields, time, line: this.line, raw: b.slice(this.start, lim) });
+    if (deferred !== undefined) return fail(deferred);
+    this.pMeasurement.push(measurement);
+    this.pSeriesKey.push(seriesKey);
+    this.pTime.push(time);
+    this.pLine.push(this.line);
+    this.pRaw.push(b.slice(this.start, lim));
+    this.pFieldStart.push(fKey.length);
     return undefined;
   }
 

@@ -52,7 +52,26 @@ export interface ParseOptions {
   defaultTime: bigint;
 }
 
+/**
+ * The points of one body, column by column: per-point arrays, and the fields of point `i` at
+ * indexes `fieldStart[i]` up to `fieldStart[i + 1]` of the field arrays. A body of thousands of
+ * lines is a handful of arrays rather than tens of thousands of small objects, which is what
+ * keeps ingest fast and the heap small. `toPoints` gives the object view.
+ */
+export interface PointBatch {
+  readonly length: number;
+  readonly measurement: readonly string[];
+  readonly seriesKey: readonly string[];
+  readonly time: readonly bigint[];
+  readonly line: readonly number[];
+  readonly raw: readonly string[];
+  readonly fieldStart: readonly number[];
+  readonly fieldKey: readonly string[];
+  readonly fieldType: readonly FieldType[];
+  readonly fieldValue: readonly FieldValue[];
+}
+
 export interface ParseResult {
-  points: Point[];
+  batch: PointBatch;
   errors: LineError[];
 }

@@ -23,9 +23,9 @@ function open(dataDir: string, engine: Partial<EngineConfig> = {}, nodeId = "nod
 }
 
 function req(body: string, extra: Partial<WriteRequest> = {}): WriteRequest {
-  const { points, errors } = parseLines(body, { precision: "ns", defaultTime: 1_000n });
+  const { batch, errors } = parseLines(body, { precision: "ns", defaultTime: 1_000n });
   expect(errors).toEqual([]);
-  return { db: "db", rp: "", precision: "ns", defaultTime: 1_000n, points, autoCreate: true, ...extra };
+  return { db: "db", rp: "", precision: "ns", defaultTime: 1_000n, batch, autoCreate: true, ...extra };
 }
 
 function exportAll(store: Store, db = "db"): string {

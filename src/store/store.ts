@@ -19,7 +19,7 @@ import type { EngineConfig, SyncMode } from "../config.ts";
 import { TsdbError } from "../errors.ts";
 import { escapeFieldKey, formatFieldValue } from "../lineprotocol/format.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
-import type { FieldType, FieldValue, Point, Precision } from "../lineprotocol/types.ts";
+import type { FieldType, FieldValue, PointBatch, Precision } from "../lineprotocol/types.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import { decodeFrame, describeFrame, encodeFrame, type Frame, type SchemaOp } from "../wal/frame.ts";
 import { HybridClock } from "../wal/hlc.ts";
@@ -61,7 +61,7 @@ export interface WriteRequest {
   readonly precision: Precision;
   /** Server time (ns) given to lines without a timestamp; stored in the frame for replay. */
   readonly defaultTime: bigint;
-  readonly points: readonly Point[];
+  readonly batch: PointBatch;
   /** Create the database if it does not exist (else: not_found). */
   readonly autoCreate: boolean;
 }
@@ -156,7 +156,13 @@ type Pending =
 interface CommittedFrame {
   readonly frame: Frame;
   readonly seq: number;
-  readonly points?: readonly Point[];
+  readonly points?: Accepted;
+}
+
+/** The points of a batch that were stored (by index), i.e. what replaying the frame yields. */
+interface Accepted {
+  readonly batch: PointBatch;
+  readonly index: readonly number[];
 }
 
 interface Staged {
@@ -556,14 +562,15 @@ export class Store {
       db = this.catalog.createDb(req.db);
     }
     const conflicts: TypeConflict[] = [];
-    const accepted: Point[] = [];
+    const index: number[] = [];
     const lines: string[] = [];
-    for (const point of req.points) {
-      const conflict = this.admit(db, point);
+    const batch = req.batch;
+    for (let i = 0; i < batch.length; i++) {
+      const conflict = this.admit(db, batch, i);
       if (conflict) conflicts.push(conflict);
       else {
-        accepted.push(point);
-        lines.push(point.raw);
+        index.push(i);
+        lines.push(batch.raw[i]!);
       }
     }
     if (lines.length === 0) return { pending: p, result: { accepted: 0, conflicts, lsn: null }, frames: [] };
@@ -575,20 +582,23 @@ export class Store {
     };
     const info = this.stmts.insertFrame.run([this.selfId, frame.lsn, frame.hlc, encodeFrame(frame)]);
     const seq = Number(info.lastInsertRowid);
-    return { pending: p, result: { accepted: lines.length, conflicts, lsn: frame.lsn }, frames: [{ frame, seq, points: accepted }] };
+    return { pending: p, result: { accepted: lines.length, conflicts, lsn: frame.lsn }, frames: [{ frame, seq, points: { batch, index } }] };
   }
 
-  /** Adds the point's series and new fields to the catalogue, or reports its first type clash. */
-  private admit(db: DbEntry, point: Point): TypeConflict | null {
-    const m = db.measurement(point.measurement);
-    for (const f of point.fields) {
-      const known = m.fields.get(f.key);
-      if (known !== undefined && known.type !== f.type) {
-        return { line: point.line, measurement: point.measurement, field: f.key, type: f.type, existing: known.type };
+  /** Adds point `i`'s series and new fields to the catalogue, or reports its first type clash. */
+  private admit(db: DbEntry, batch: PointBatch, i: number): TypeConflict | null {
+    const m = db.measurement(batch.measurement[i]!);
+    const from = batch.fieldStart[i]!;
+    const to = batch.fieldStart[i + 1]!;
+    for (let f = from; f < to; f++) {
+      const known = m.fields.get(batch.fieldKey[f]!);
+      if (known !== undefined && known.type !== batch.fieldType[f]) {
+        return { line: batch.line[i]!, measurement: m.name, field: known.name, type: batch.fieldType[f]!, existing: known.type };
       }
     }
-    for (const f of point.fields) if (!m.fields.has(f.key)) this.catalog.createField(m, f.key, f.type);
-    if (!db.series.has(point.seriesKey)) this.catalog.createSeries(db, m, point.seriesKey);
+    for (let f = from; f < to; f++) if (!m.fields.has(batch.fieldKey[f]!)) this.catalog.createField(m, batch.fieldKey[f]!, batch.fieldType[f]!);
+    const key = batch.seriesKey[i]!;
+    if (!db.series.has(key)) this.catalog.createSeries(db, m, key);
     return null;
   }
 
@@ -596,7 +606,7 @@ export class Store {
    * Puts a committed frame's points into the hot buffers (live writes and replay alike).
    * Live writes pass the points they already parsed; replay parses the frame's lines.
    */
-  private applyFrame(frame: Frame, seq: number, nowMs: number, parsed?: readonly Point[]): void {
+  private applyFrame(frame: Frame, seq: number, nowMs: number, parsed?: Accepted): void {
     const op = frame.op;
     if (op.kind !== "write") {
       this.applySchemaToMemory(frame, op);
@@ -606,8 +616,8 @@ export class Store {
     // On replay, a database dropped by a later frame is already gone from the catalogue.
     if (db === undefined) return;
     const origin = frame.origin === this.nodeId ? this.selfId : this.catalog.nodeId(frame.origin);
-    let points = parsed;
-    if (points === undefined) {
+    let accepted = parsed;
+    if (accepted === undefined) {
       const result = parseLines(op.lines, { precision: op.precision, defaultTime: op.defaultTime });
       if (result.errors.length > 0) {
         this.log.warn("stored frame has lines that no longer parse", {
@@ -615,27 +625,30 @@ export class Store {
           first: result.errors[0]!.reason,
         });
       }
-      points = result.points;
+      accepted = { batch: result.batch, index: Array.from({ length: result.batch.length }, (_, i) => i) };
     }
+    const { batch, index } = accepted;
     const chunkPoints = this.engine.chunkPoints;
     const hlc = BigInt(frame.hlc);
-    for (const point of points) {
-      const series = db.series.get(point.seriesKey);
-      const m = db.measurements.get(point.measurement);
-      if (series === undefined || m === undefined) continue;
-      for (const f of point.fields) {
-        const entry = m.fields.get(f.key);
-        if (entry === undefined || entry.type !== f.type) continue;
+    for (const i of index) {
+      const series = db.series.get(batch.seriesKey[i]!);
+      if (series === undefined) continue;
+      const m = series.measurement;
+      const time = batch.time[i]!;
+      const to = batch.fieldStart[i + 1]!;
+      for (let f = batch.fieldStart[i]!; f < to; f++) {
+        const entry = m.fields.get(batch.fieldKey[f]!);
+        if (entry === undefined || entry.type !== batch.fieldType[f]) continue;
         let buf = series.buffers.get(entry.id);
         if (buf === undefined) {
           buf = new HotBuffer(series, entry);
           series.buffers.set(entry.id, buf);
         }
         if (buf.length === 0) this.live.add(buf);
-        if (buf.push(point.time, f.value, hlc, origin, seq, nowMs)) this.noteConflict(db.name, series.key, f.key, point.time);
+        if (buf.push(time, batch.fieldValue[f]!, hlc, origin, seq, nowMs)) this.noteConflict(db.name, series.key, entry.name, time);
         if (buf.length >= chunkPoints) this.full.add(buf);
+        this.hotValues++;
       }
-      this.hotValues += point.fields.length;
     }
   }
 
@@ -707,15 +720,17 @@ export class Store {
           throw new TsdbError("corrupt_frame", `refusing ${describeFrame(frame)}: expected ${formatPosition({ origin: twin.nodeId, lsn: lsn + 1 })} next`);
         }
         this.clock.observe(frame.hlc);
-        let points: Point[] | undefined;
+        let points: Accepted | undefined;
         if (frame.op.kind === "write") {
           const op = frame.op;
           const db = this.catalog.dbs.get(op.db) ?? this.catalog.createDb(op.db);
-          points = [];
-          for (const point of parseLines(op.lines, { precision: op.precision, defaultTime: op.defaultTime }).points) {
-            if (this.admit(db, point) === null) points.push(point);
+          const { batch } = parseLines(op.lines, { precision: op.precision, defaultTime: op.defaultTime });
+          const index: number[] = [];
+          for (let i = 0; i < batch.length; i++) {
+            if (this.admit(db, batch, i) === null) index.push(i);
             else conflicts++;
           }
+          points = { batch, index };
         } else {
           this.applySchemaToTables(frame, frame.op);
         }
