@@ -42,4 +42,14 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE chunks ADD COLUMN max_hlc INTEGER`,
     ],
   },
+  {
+    hash: "0003_tombstones",
+    folderMillis: 1_795_000_000_002,
+    bps: true,
+    sql: [
+      // What deletes and drops removed, and as of which version: a write from the twin that is
+      // older than a tombstone covering it is not stored (a delete is never undone by it).
+      `CREATE TABLE tombstones (id INTEGER PRIMARY KEY, db TEXT NOT NULL, measurement TEXT, series_key TEXT, start_time INTEGER NOT NULL, end_time INTEGER NOT NULL, hlc INTEGER NOT NULL, origin_id INTEGER NOT NULL)`,
+    ],
+  },
 ];

@@ -95,3 +95,15 @@ export const gaps = sqliteTable("gaps", {
   detectedAt: integer("detected_at").notNull(),
   repairedAt: integer("repaired_at"),
 });
+
+/** What a delete or drop removed, and as of which version (see migrations 0003). */
+export const tombstones = sqliteTable("tombstones", {
+  id: integer("id").primaryKey(),
+  db: text("db").notNull(),
+  measurement: text("measurement"),
+  seriesKey: text("series_key"),
+  startTime: integer("start_time").notNull(),
+  endTime: integer("end_time").notNull(),
+  hlc: integer("hlc").notNull(),
+  originId: integer("origin_id").notNull(),
+});

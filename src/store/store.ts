@@ -82,6 +82,16 @@ export interface WriteOutcome {
   readonly lsn: Lsn | null;
 }
 
+/** A delete's reach: a database, optionally one measurement or one series, a time range, and its version. */
+interface Tombstone {
+  readonly measurement: string | null;
+  readonly seriesKey: string | null;
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly hlc: bigint;
+  readonly origin: number;
+}
+
 /** Who the twin is: its node id and the incarnation of its store. */
 export interface TwinIdentity {
   readonly nodeId: string;
@@ -192,6 +202,8 @@ export class Store {
   private typeConflicts = 0;
   private conflicts = 0;
   private conflictSample: Record<string, string | number> | null = null;
+  /** Tombstones by database (loaded at open; usually none). */
+  private readonly tombstones = new Map<string, Tombstone[]>();
   private chunksWritten = 0;
   /** Buffers holding values, and those that reached the chunk size. */
   private readonly live = new Set<HotBuffer>();
@@ -249,6 +261,9 @@ export class Store {
       openGap: sqlite.prepare("SELECT id FROM gaps WHERE origin_id = ? AND from_lsn = ? AND to_lsn = ? AND repaired_at IS NULL").raw(),
       insertGap: sqlite.prepare("INSERT INTO gaps (origin_id, from_lsn, to_lsn, detected_at) VALUES (?, ?, ?, ?)"),
       repairGaps: sqlite.prepare("UPDATE gaps SET repaired_at = ? WHERE origin_id = ? AND repaired_at IS NULL AND to_lsn <= ?"),
+      insertTombstone: sqlite.prepare(
+        "INSERT INTO tombstones (db, measurement, series_key, start_time, end_time, hlc, origin_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
       listGaps: sqlite.prepare("SELECT from_lsn, to_lsn, detected_at, repaired_at FROM gaps WHERE origin_id = ? ORDER BY id DESC LIMIT 20").raw(),
       // Only chunks that may hold versions newer than a bound (older chunks lack max_hlc: read them).
       chunksSince: sqlite
@@ -262,6 +277,14 @@ export class Store {
 
     this.catalog = new Catalog(sqlite);
     this.order = versionOrder((id) => this.catalog.nodeName(id));
+    const tombRows = sqlite
+      .prepare("SELECT db, measurement, series_key, start_time, end_time, hlc, origin_id FROM tombstones ORDER BY id")
+      .safeIntegers(true)
+      .raw()
+      .all() as Array<[string, string | null, string | null, bigint, bigint, bigint, bigint]>;
+    for (const [db, measurement, seriesKey, start, end, hlc, origin] of tombRows) {
+      this.rememberTombstone(db, { measurement, seriesKey, start, end, hlc, origin: Number(origin) });
+    }
     const identity = this.claimIdentity(opts.nodeId);
     this.nodeId = identity.nodeId;
     this.incarnation = identity.incarnation;
@@ -726,7 +749,11 @@ export class Store {
           const db = this.catalog.dbs.get(op.db) ?? this.catalog.createDb(op.db);
           const { batch } = parseLines(op.lines, { precision: op.precision, defaultTime: op.defaultTime });
           const index: number[] = [];
+          const hlcBig = BigInt(frame.hlc);
+          const checkTombs = this.tombstones.has(op.db);
           for (let i = 0; i < batch.length; i++) {
+            // An older write than a delete that covers it stays deleted, whatever the arrival order.
+            if (checkTombs && this.buried(op.db, batch.measurement[i]!, batch.seriesKey[i]!, batch.time[i]!, hlcBig, originId)) continue;
             if (this.admit(db, batch, i) === null) index.push(i);
             else conflicts++;
           }
@@ -799,6 +826,20 @@ export class Store {
       let stored = 0;
       let conflicts = 0;
       for (const r of records) {
+        const ids = r.nodes.map((n) => this.nodeIdOf(n));
+        const decoded = decodeChunk(r.chunk, r.type);
+        const origins =
+          typeof decoded.origins === "number" ? ids[decoded.origins]! : compactOrigins(Uint16Array.from(decoded.origins, (o) => ids[o]!));
+        let run: Run = { ...decoded, origins };
+        if (this.tombstones.has(r.db)) {
+          const keep: number[] = [];
+          for (let i = 0; i < run.times.length; i++) {
+            const o = typeof origins === "number" ? origins : origins[i]!;
+            if (!this.buried(r.db, r.measurement, r.seriesKey, run.times[i]!, run.hlcs[i]!, o)) keep.push(i);
+          }
+          if (keep.length === 0) continue;
+          if (keep.length < run.times.length) run = pickRun(run, keep, r.type);
+        }
         const db = this.catalog.dbs.get(r.db) ?? this.catalog.createDb(r.db);
         const m = db.measurement(r.measurement);
         const known = m.fields.get(r.field);
@@ -808,11 +849,7 @@ export class Store {
         }
         const field = known ?? this.catalog.createField(m, r.field, r.type);
         const series = db.series.get(r.seriesKey) ?? this.catalog.createSeries(db, m, r.seriesKey);
-        const ids = r.nodes.map((n) => this.nodeIdOf(n));
-        const run = decodeChunk(r.chunk, r.type);
-        const origins =
-          typeof run.origins === "number" ? ids[run.origins]! : compactOrigins(Uint16Array.from(run.origins, (o) => ids[o]!));
-        this.insertChunk(series.id, field.id, encodeChunk({ ...run, origins }, r.type));
+        this.insertChunk(series.id, field.id, encodeChunk(run, r.type));
         stored += run.times.length;
       }
       if (done !== undefined) {
@@ -876,6 +913,7 @@ export class Store {
 
   /** The table side of a schema op, inside the writer's transaction; returns what it touched. */
   private applySchemaToTables(frame: Frame, op: SchemaOp): number {
+    this.recordTombstones(frame, op);
     switch (op.kind) {
       case "create_db":
         if (!this.catalog.dbs.has(op.db)) this.catalog.createDb(op.db);
@@ -926,6 +964,38 @@ export class Store {
         return touched;
       }
     }
+  }
+
+  private rememberTombstone(db: string, t: Tombstone): void {
+    let list = this.tombstones.get(db);
+    if (list === undefined) this.tombstones.set(db, (list = []));
+    list.push(t);
+  }
+
+  /** Stores what a drop or delete covers, so older writes arriving later from the twin stay deleted. */
+  private recordTombstones(frame: Frame, op: SchemaOp): void {
+    const hlc = BigInt(frame.hlc);
+    const origin = this.nodeIdOf(frame.origin);
+    const add = (measurement: string | null, seriesKey: string | null, start: bigint, end: bigint) => {
+      this.stmts.insertTombstone.run([op.db, measurement, seriesKey, start, end, hlc, origin]);
+      this.rememberTombstone(op.db, { measurement, seriesKey, start, end, hlc, origin });
+    };
+    if (op.kind === "drop_db") add(null, null, MIN_TIME, MAX_TIME);
+    else if (op.kind === "drop_measurement") add(op.measurement, null, MIN_TIME, MAX_TIME);
+    else if (op.kind === "delete") for (const key of op.seriesKeys) add(null, key, op.start, op.end);
+  }
+
+  /** True when a tombstone newer than the given version covers this value. */
+  private buried(db: string, measurement: string, seriesKey: string, time: bigint, hlc: bigint, origin: number): boolean {
+    const list = this.tombstones.get(db);
+    if (list === undefined) return false;
+    for (const t of list) {
+      if (t.measurement !== null && t.measurement !== measurement) continue;
+      if (t.seriesKey !== null && t.seriesKey !== seriesKey) continue;
+      if (time < t.start || time > t.end) continue;
+      if (this.order(hlc, origin, t.hlc, t.origin) < 0) return true;
+    }
+    return false;
   }
 
   /** Rewrites the chunks of a series that overlap [start, end] without the deleted values; returns the values left in all its chunks. */

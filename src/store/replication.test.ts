@@ -1,0 +1,135 @@
+/**
+ * Two real stores exchanging real frames (as the peer link does), to pin down the apply
+ * rules: exactly once, no forgery, and deletes that stay deleted whatever the arrival order.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_ENGINE } from "../config.ts";
+import { isTsdbError } from "../errors.ts";
+import { parseLines } from "../lineprotocol/parse.ts";
+import { encodeFrame } from "../wal/frame.ts";
+import { Store } from "./store.ts";
+
+const dirs: string[] = [];
+const stores: Store[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close().catch(() => {});
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A store whose wall clock the test sets, so versions are ordered on purpose. */
+function node(id: string, clock: { ms: number }): Store {
+  const dir = mkdtempSync(join(tmpdir(), `tsdb-repl-${id}-`));
+  dirs.push(dir);
+  const s = Store.open({ dataDir: dir, nodeId: id, sync: "normal", engine: { ...DEFAULT_ENGINE, frameRetentionMs: 3600_000, frameRetentionBytes: 1e9 }, nowMs: () => clock.ms });
+  stores.push(s);
+  return s;
+}
+
+async function write(s: Store, body: string): Promise<void> {
+  const { batch } = parseLines(body, { precision: "ns", defaultTime: 0n });
+  await s.write({ db: "db", rp: "", precision: "ns", defaultTime: 0n, batch, autoCreate: true });
+}
+
+/** Ships every own frame of `from` after `after` to `to`. */
+async function ship(from: Store, to: Store, after = 0): Promise<number> {
+  const frames = from.ownFramesAfter(after, Number.MAX_SAFE_INTEGER).map((f) => f.bytes);
+  if (to.cursorFor(from.nodeId) === null) await to.applyBackfill({ nodeId: from.nodeId, incarnation: from.incarnation }, [], { lsn: 0, hlc: 0 });
+  return (await to.applyTwinFrames({ nodeId: from.nodeId, incarnation: from.incarnation }, frames)).applied;
+}
+
+function exported(s: Store): string {
+  return s.database("db") ? [...s.exportLines("db")].join("") : "";
+}
+
+describe("applying a twin's frames", () => {
+  test("applies each frame exactly once, however often it is offered", async () => {
+    const clock = { ms: 1_000 };
+    const [a, b] = [node("a", clock), node("b", clock)];
+    await write(a, "m v=1 1");
+    await write(a, "m v=2 2");
+    expect(await ship(a, b)).toBe(2);
+    expect(await ship(a, b)).toBe(0);
+    expect(b.cursorFor("a")?.lsn).toBe(2);
+    expect(exported(b)).toBe("m v=1 1\nm v=2 2\n");
+  });
+
+  test("refuses a frame that claims another origin, and applies nothing of its batch", async () => {
+    const clock = { ms: 1_000 };
+    const [a, b] = [node("a", clock), node("b", clock)];
+    await write(a, "m v=1 1");
+    const good = a.ownFramesAfter(0, 1e9)[0]!.bytes;
+    const forged = encodeFrame({ origin: "c", lsn: 2, hlc: 5, op: { kind: "create_db", db: "x" } });
+    await b.applyBackfill({ nodeId: "a", incarnation: a.incarnation }, [], { lsn: 0, hlc: 0 });
+    const err = await b.applyTwinFrames({ nodeId: "a", incarnation: a.incarnation }, [good, forged]).catch((e) => e);
+    expect(isTsdbError(err, "corrupt_frame")).toBe(true);
+    expect(String(err.message)).toContain("frames are only shipped by their origin");
+    expect(b.cursorFor("a")?.lsn).toBe(0);
+    expect(exported(b)).toBe("");
+  });
+
+  test("refuses a frame that skips ahead of the cursor", async () => {
+    const clock = { ms: 1_000 };
+    const [a, b] = [node("a", clock), node("b", clock)];
+    await write(a, "m v=1 1");
+    await write(a, "m v=2 2");
+    const second = a.ownFramesAfter(1, 1e9)[0]!.bytes;
+    await b.applyBackfill({ nodeId: "a", incarnation: a.incarnation }, [], { lsn: 0, hlc: 0 });
+    const err = await b.applyTwinFrames({ nodeId: "a", incarnation: a.incarnation }, [second]).catch((e) => e);
+    expect(String(err.message)).toContain("expected a@1 next");
+  });
+
+  test("a delete is not undone by an older write that arrives after it", async () => {
+    const ca = { ms: 1_000 };
+    const cb = { ms: 5_000 };
+    const [a, b] = [node("a", ca), node("b", cb)];
+    await write(a, "m,h=x v=1 10\nm,h=y v=1 10"); // older: a's clock is behind
+    await write(b, "m,h=x v=2 20");
+    await b.deleteSeries("db", { measurements: ["m"], series: (s) => s.tag("h") === "x" }); // newer
+    // The delete reaches a first, then a's older write reaches b.
+    await ship(b, a);
+    await ship(a, b);
+    expect(exported(a)).toBe("m,h=y v=1 10\n");
+    expect(exported(b)).toBe(exported(a));
+  });
+
+  test("a write newer than a delete survives it on both sides", async () => {
+    const ca = { ms: 9_000 };
+    const cb = { ms: 5_000 };
+    const [a, b] = [node("a", ca), node("b", cb)];
+    await write(b, "m,h=x v=1 10");
+    await b.deleteSeries("db", { measurements: ["m"], series: () => true, start: 0n, end: 100n });
+    await write(a, "m,h=x v=9 10"); // newer than the delete (a's clock is ahead)
+    await ship(a, b);
+    await ship(b, a);
+    expect(exported(a)).toBe("m,h=x v=9 10\n");
+    expect(exported(b)).toBe(exported(a));
+  });
+
+  test("the same point written on both sides converges to the newer version on both", async () => {
+    const ca = { ms: 1_000 };
+    const cb = { ms: 2_000 };
+    const [a, b] = [node("a", ca), node("b", cb)];
+    await write(a, "m v=1 10");
+    await write(b, "m v=2 10");
+    await ship(a, b);
+    await ship(b, a);
+    expect(exported(a)).toBe("m v=2 10\n");
+    expect(exported(b)).toBe("m v=2 10\n");
+    expect(a.conflictStats().count + b.conflictStats().count).toBe(2);
+  });
+
+  test("a backfill carries versions, so stale copies lose to newer local writes", async () => {
+    const ca = { ms: 1_000 };
+    const cb = { ms: 2_000 };
+    const [a, b] = [node("a", ca), node("b", cb)];
+    await write(a, "m v=1 10\nm v=1 20");
+    await write(b, "m v=2 10");
+    const records = [...a.backfillRecords({ sinceHlc: 0, origin: null })];
+    await b.applyBackfill({ nodeId: "a", incarnation: a.incarnation }, records, { lsn: a.latestLsn(), hlc: a.currentHlc() });
+    expect(exported(b)).toBe("m v=2 10\nm v=1 20\n");
+    expect(b.cursorFor("a")?.lsn).toBe(1);
+  });
+});
