@@ -4,7 +4,9 @@ import { runCli } from "./cli/index.ts";
 import { isTsdbError } from "./errors.ts";
 
 try {
-  process.exitCode = await runCli(process.argv.slice(2));
+  // A command may already have set a code (peer status: not in sync); keep it unless we have one.
+  const code = await runCli(process.argv.slice(2));
+  if (code !== 0) process.exitCode = code;
 } catch (e) {
   if (isTsdbError(e)) {
     process.stderr.write(`tsdb-pair: ${e.message}\n`);

@@ -31,8 +31,9 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
   const closing = new AbortController();
   let link: PeerLink | null = null;
   if (config.peers.length > 0 && config.peerSecret !== null) {
-    registerPeerRoutes(app, { store, secret: config.peerSecret, log, closing: closing.signal });
-    link = new PeerLink({ store, addresses: config.peers, secret: config.peerSecret, log });
+    const pairLink = new PeerLink({ store, addresses: config.peers, secret: config.peerSecret, log });
+    link = pairLink;
+    registerPeerRoutes(app, { store, secret: config.peerSecret, log, closing: closing.signal, pullRanges: (r) => pairLink.pullRanges(r) });
     registerPeerAdminRoutes(app, link, (req) => authorize(req, config.authToken));
   }
   let server;

@@ -7,7 +7,8 @@ import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import process from "node:process";
-import { resolveServeConfig, type ServeInput } from "../config.ts";
+import { parseDuration, resolveServeConfig, type ServeInput } from "../config.ts";
+import type { VerifyReport } from "../peer/link.ts";
 import { TsdbError } from "../errors.ts";
 import { logfmtLogger } from "../log.ts";
 import { currentRuntime } from "../runtime/index.ts";
@@ -15,7 +16,7 @@ import { startNode } from "../server.ts";
 import { DEFAULT_ENGINE } from "../config.ts";
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
-import { renderPeerStatus, type PeerStatusView } from "./peer-status.ts";
+import { renderPeerStatus, renderVerify, type PeerStatusView } from "./peer-status.ts";
 
 const ENV_PREFIX = "TSDB_PAIR_";
 
@@ -193,6 +194,21 @@ const peer = defineCommand({
       args: peerArgs,
       async run({ args }) {
         process.stdout.write(renderPeerStatus(await peerCall(args, "POST", "/peer/pause")));
+      },
+    }),
+    verify: defineCommand({
+      meta: { name: "verify", description: "Compare both nodes' data per time bucket; --repair re-sends what differs" },
+      args: {
+        ...peerArgs,
+        repair: { type: "boolean", description: "Re-send differing buckets both ways until they match" },
+        bucket: { type: "string", description: "Bucket width (default 1h)" },
+      },
+      async run({ args }) {
+        const bucketNs = BigInt(parseDuration(typeof args.bucket === "string" ? args.bucket : "1h", "--bucket")) * 1_000_000n;
+        const r = await peerCall(args, "POST", `/peer/verify?bucket_ns=${bucketNs}&repair=${args.repair === true}`);
+        const report = r as unknown as VerifyReport;
+        process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : renderVerify(report));
+        if (report.remaining.length > 0) process.exitCode = 1;
       },
     }),
     resume: defineCommand({

@@ -1,5 +1,5 @@
 /** `tsdb-pair peer status` as a person reads it. */
-import type { PeerStatus } from "../peer/link.ts";
+import type { PeerStatus, VerifyReport } from "../peer/link.ts";
 
 export type PeerStatusView = PeerStatus;
 
@@ -31,4 +31,15 @@ export function renderPeerStatus(s: PeerStatusView): string {
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n") + "\n";
+}
+
+/** `tsdb-pair peer verify` as a person reads it. */
+export function renderVerify(r: VerifyReport): string {
+  if (r.differences.length === 0) return "no differences: both nodes hold the same data\n";
+  const side = (d: { count: number; sum: number } | null) => (d === null ? "nothing" : `${d.count} lines (sum ${d.sum})`);
+  const lines = r.differences.map(
+    (d) => `${d.db} ${d.measurement} from ${new Date(Number(BigInt(d.start) / 1_000_000n)).toISOString()}: here ${side(d.mine)}, twin ${side(d.twin)}`,
+  );
+  const tail = !r.repaired ? "run with --repair to re-send them" : r.remaining.length === 0 ? "repaired: no differences left" : `${r.remaining.length} still differ`;
+  return `${r.differences.length} bucket(s) differ:\n${lines.join("\n")}\n${tail}\n`;
 }

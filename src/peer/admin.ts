@@ -15,6 +15,12 @@ export function registerPeerAdminRoutes(app: Hono, link: PeerLink, authorize: (r
     link.pause();
     return c.json(link.status());
   });
+  app.post("/peer/verify", async (c) => {
+    authorize(c.req.raw);
+    const bucket = c.req.query("bucket_ns");
+    const bucketNs = bucket === undefined ? 3600_000_000_000n : BigInt(bucket);
+    return c.json(await link.verify({ bucketNs, repair: c.req.query("repair") === "true" }));
+  });
   app.post("/peer/resume", (c) => {
     authorize(c.req.raw);
     link.resume();

@@ -10,7 +10,7 @@ import type { Logger } from "../log.ts";
 import type { BackfillRecord, Store, TwinIdentity } from "../store/store.ts";
 import { hlcPhysicalMs } from "../wal/hlc.ts";
 import { formatPosition } from "../wal/position.ts";
-import { PEER_NODE_HEADER, PEER_SECRET_HEADER } from "./routes.ts";
+import { digestReport, PEER_NODE_HEADER, PEER_SECRET_HEADER, type DigestReport, type RepairRange } from "./routes.ts";
 import { MessageReader, type Hello, type Message } from "./wire.ts";
 
 export type LinkState = "CONNECTING" | "STREAMING" | "BACKFILLING" | "SEEDING" | "PAUSED" | "ERROR" | "STOPPED";
@@ -58,6 +58,47 @@ export interface PeerStatus {
   readonly counters: { frames_applied: number; frames_refused: number; backfill_values: number; reconnects: number };
   /** Streaming with nothing left to apply in either direction. */
   readonly in_sync: boolean;
+}
+
+export interface BucketDifference {
+  readonly db: string;
+  readonly measurement: string;
+  /** Bucket start, ns (string: exact). */
+  readonly start: string;
+  readonly mine: { count: number; sum: number } | null;
+  readonly twin: { count: number; sum: number } | null;
+}
+
+export interface VerifyReport {
+  readonly differences: BucketDifference[];
+  readonly repaired: boolean;
+  readonly remaining: BucketDifference[];
+}
+
+/** Buckets whose digests differ between two reports (missing on one side counts). */
+export function diffDigests(mine: DigestReport, theirs: DigestReport, _bucketNs: bigint): BucketDifference[] {
+  const index = (r: DigestReport) => {
+    const m = new Map<string, { db: string; measurement: string; start: string; count: number; sum: number }>();
+    for (const [db, list] of Object.entries(r.dbs)) for (const b of list) m.set(`${db}\u0000${b.measurement}\u0000${b.start}`, { db, ...b });
+    return m;
+  };
+  const a = index(mine);
+  const b = index(theirs);
+  const out: BucketDifference[] = [];
+  for (const key of new Set([...a.keys(), ...b.keys()])) {
+    const x = a.get(key);
+    const y = b.get(key);
+    if (x && y && x.count === y.count && x.sum === y.sum) continue;
+    const any = (x ?? y)!;
+    out.push({
+      db: any.db,
+      measurement: any.measurement,
+      start: any.start,
+      mine: x ? { count: x.count, sum: x.sum } : null,
+      twin: y ? { count: y.count, sum: y.sum } : null,
+    });
+  }
+  return out.sort((p, q) => (p.db + p.measurement + p.start < q.db + q.measurement + q.start ? -1 : 1));
 }
 
 export class PeerLink {
@@ -349,6 +390,69 @@ export class PeerLink {
       }
     }
     throw new TsdbError("unavailable", "the backfill stream ended early");
+  }
+
+  /** A request to the twin's peer API on whichever address answers. */
+  private async twinRequest(path: string, init: RequestInit = {}): Promise<Response> {
+    let last: unknown;
+    for (let k = 0; k < this.addresses.length; k++) {
+      const addr = this.addresses[(this.preferred + k) % this.addresses.length]!;
+      try {
+        const res = await fetch(new URL(path, addr.url), {
+          ...init,
+          headers: { ...(init.headers as Record<string, string>), [PEER_SECRET_HEADER]: this.opts.secret, [PEER_NODE_HEADER]: this.opts.store.nodeId },
+        });
+        if (!res.ok) throw new TsdbError("bad_request", `twin at ${addr.url} answered ${path} with HTTP ${res.status}: ${await res.text()}`);
+        return res;
+      } catch (e) {
+        if (e instanceof TsdbError) throw e;
+        last = e;
+      }
+    }
+    throw new TsdbError("unavailable", `twin unreachable for ${path}: ${String(last)}`);
+  }
+
+  /**
+   * Compares both nodes' data per database, measurement and time bucket. With `repair`, each
+   * differing range is pulled from the twin and the twin pulls it from us; versions then make
+   * both copies equal. Returns the differences found (and those left after a repair).
+   */
+  async verify(opts: { bucketNs: bigint; repair: boolean }): Promise<VerifyReport> {
+    const compare = async (): Promise<BucketDifference[]> => {
+      const mine = digestReport(this.opts.store, opts.bucketNs);
+      const theirs = (await (await this.twinRequest(`/peer/v1/digest?bucket_ns=${opts.bucketNs}`)).json()) as DigestReport;
+      return diffDigests(mine, theirs, opts.bucketNs);
+    };
+    const differences = await compare();
+    if (!opts.repair || differences.length === 0) return { differences, repaired: false, remaining: differences };
+    const ranges: RepairRange[] = differences.map((d) => ({ db: d.db, start: d.start, end: String(BigInt(d.start) + opts.bucketNs - 1n) }));
+    await this.pullRanges(ranges);
+    await this.twinRequest("/peer/v1/pull", { method: "POST", body: JSON.stringify(ranges), headers: { "Content-Type": "application/json" } });
+    return { differences, repaired: true, remaining: await compare() };
+  }
+
+  /** Pulls every version the twin has in the given ranges (verify --repair). Returns values stored. */
+  async pullRanges(ranges: readonly RepairRange[]): Promise<number> {
+    const twin = this.twin;
+    if (twin === null) throw new TsdbError("unavailable", "the twin has not been seen yet");
+    let stored = 0;
+    for (const r of ranges) {
+      const q = new URLSearchParams({ since_hlc: "0", origin: "all", db: r.db, start: r.start, end: r.end });
+      const res = await this.twinRequest(`/peer/v1/backfill?${q}`);
+      const reader = new MessageReader();
+      let batch: BackfillRecord[] = [];
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        for (const m of reader.push(chunk)) {
+          if (m.type === "record") batch.push(m.record);
+          if (batch.length >= BACKFILL_BATCH || (m.type === "done" && batch.length > 0)) {
+            stored += (await this.opts.store.applyBackfill(twin, batch)).stored;
+            batch = [];
+          }
+        }
+      }
+    }
+    this.opts.log.info("pulled ranges from the twin", { ranges: ranges.length, values: stored });
+    return stored;
   }
 
   /** Pings every address now and then, so status can say which ring is down. */

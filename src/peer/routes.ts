@@ -9,6 +9,29 @@ import type { Logger } from "../log.ts";
 import type { Store } from "../store/store.ts";
 import { encodeMessage, type Hello, type Message } from "./wire.ts";
 
+/** A database and time range to re-send (peer verify --repair). */
+export interface RepairRange {
+  readonly db: string;
+  readonly start: string;
+  readonly end: string;
+}
+
+/** Digests of every database, per measurement and time bucket (see Store.digest). */
+export interface DigestReport {
+  readonly node_id: string;
+  readonly bucket_ns: string;
+  readonly dbs: Record<string, Array<{ measurement: string; start: string; count: number; sum: number }>>;
+}
+
+/** Computes a DigestReport of a store. */
+export function digestReport(store: Store, bucketNs: bigint): DigestReport {
+  const dbs: DigestReport["dbs"] = {};
+  for (const name of store.databases()) {
+    dbs[name] = [...store.digest(name, bucketNs).values()].map((d) => ({ measurement: d.measurement, start: String(d.start), count: d.count, sum: d.sum }));
+  }
+  return { node_id: store.nodeId, bucket_ns: String(bucketNs), dbs };
+}
+
 /** How often an idle stream sends a heartbeat (clock and latest LSN). */
 export const HEARTBEAT_MS = 1000;
 /** Frames read from the log per batch. */
@@ -18,6 +41,8 @@ const BACKFILL_SLICE_MS = 20;
 
 export interface PeerRouteDeps {
   readonly store: Store;
+  /** Pulls ranges from the twin on its request (a verify --repair run from the other side). */
+  readonly pullRanges?: (ranges: readonly RepairRange[]) => Promise<number>;
   readonly secret: string;
   readonly log: Logger;
   /** Aborted when the node shuts down: open streams end so they do not hold the server. */
@@ -112,6 +137,9 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
     const requester = admit(c.req.raw);
     const sinceHlc = Number(c.req.query("since_hlc") ?? "0");
     const scope = c.req.query("origin") ?? "all";
+    const db = c.req.query("db");
+    const start = timeQuery(c.req.query("start"));
+    const end = timeQuery(c.req.query("end"));
     if (!Number.isSafeInteger(sinceHlc) || sinceHlc < 0) throw new TsdbError("bad_request", "since_hlc must be a non-negative clock value");
     if (scope !== "self" && scope !== "all") throw new TsdbError("bad_request", "origin must be self or all");
     async function* messages(): AsyncGenerator<Message> {
@@ -121,7 +149,7 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
       log.info("backfilling the twin from storage", { twin: requester, origin: scope, since_hlc: sinceHlc, resume_after: h.latest_lsn });
       let sliceStart = performance.now();
       let records = 0;
-      for (const record of store.backfillRecords({ sinceHlc, origin: scope === "self" ? store.nodeId : null })) {
+      for (const record of store.backfillRecords({ sinceHlc, origin: scope === "self" ? store.nodeId : null, db, start, end })) {
         if (deps.closing.aborted) return;
         yield { type: "record", record };
         records++;
@@ -135,6 +163,26 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
     }
     return stream(messages(), log);
   });
+
+  app.get("/peer/v1/digest", (c) => {
+    admit(c.req.raw);
+    const bucket = timeQuery(c.req.query("bucket_ns")) ?? 3600_000_000_000n;
+    if (bucket <= 0n) throw new TsdbError("bad_request", "bucket_ns must be positive");
+    return c.json(digestReport(store, bucket));
+  });
+
+  app.post("/peer/v1/pull", async (c) => {
+    admit(c.req.raw);
+    if (deps.pullRanges === undefined) throw new TsdbError("unavailable", "this node has no link to pull with");
+    const ranges = (await c.req.json()) as RepairRange[];
+    return c.json({ stored: await deps.pullRanges(ranges) });
+  });
+}
+
+function timeQuery(v: string | undefined): bigint | undefined {
+  if (v === undefined || v === "") return undefined;
+  if (!/^-?\d+$/.test(v)) throw new TsdbError("bad_request", `invalid time ${JSON.stringify(v)}: expected nanoseconds`);
+  return BigInt(v);
 }
 
 /** Resolves at the next commit, after `ms`, or when the request is gone, whichever is first. */

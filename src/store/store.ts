@@ -17,7 +17,8 @@ import process from "node:process";
 import { join } from "node:path";
 import type { EngineConfig, SyncMode } from "../config.ts";
 import { TsdbError } from "../errors.ts";
-import { escapeFieldKey, formatFieldValue } from "../lineprotocol/format.ts";
+import { crc32 } from "node:zlib";
+import { escapeFieldKey, formatFieldValue, splitSeriesKey } from "../lineprotocol/format.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
 import type { FieldType, FieldValue, PointBatch, Precision } from "../lineprotocol/types.ts";
 import { silentLogger, type Logger } from "../log.ts";
@@ -109,6 +110,14 @@ export interface GapRecord {
   readonly to: Lsn;
   readonly detectedAt: number;
   readonly repairedAt: number | null;
+}
+
+/** One time bucket of one measurement in a digest. */
+export interface BucketDigest {
+  readonly measurement: string;
+  readonly start: bigint;
+  count: number;
+  sum: number;
 }
 
 /** One series and field's values in chunk form, origins given as node ids (`nodes`). */
@@ -777,16 +786,19 @@ export class Store {
    * newer than `sinceHlc`, written by `origin` (or by anyone when null), one record per
    * series and field, with versions and origins kept so the twin converges exactly.
    */
-  *backfillRecords(opts: { sinceHlc: number; origin: string | null }): Generator<BackfillRecord> {
+  *backfillRecords(opts: { sinceHlc: number; origin: string | null; db?: string; start?: bigint; end?: bigint }): Generator<BackfillRecord> {
     const since = BigInt(opts.sinceHlc);
     const originId = opts.origin === null ? null : this.nodeIdOf(opts.origin);
+    const lo = opts.start ?? MIN_TIME;
+    const hi = opts.end ?? MAX_TIME;
     for (const db of [...this.catalog.dbs.values()]) {
+      if (opts.db !== undefined && db.name !== opts.db) continue;
       for (const m of [...db.measurements.values()]) {
         const fields = [...m.fields.values()];
         for (const series of [...m.series]) {
           for (const field of fields) {
             if (!this.catalog.dbs.has(db.name)) break;
-            const run = this.readRun(series, field, MIN_TIME, MAX_TIME, since);
+            const run = this.readRun(series, field, lo, hi, since);
             const keep: number[] = [];
             for (let i = 0; i < run.times.length; i++) {
               const o = typeof run.origins === "number" ? run.origins : run.origins[i]!;
@@ -895,6 +907,35 @@ export class Store {
    */
   conflictStats(): { count: number; sample: Record<string, string | number> | null } {
     return { count: this.conflicts, sample: this.conflictSample };
+  }
+
+  /**
+   * Digests of a database's canonical export per measurement and time bucket: the number of
+   * lines and the sum of their checksums (order-independent). Equal data gives equal digests
+   * on both twins; a difference names the bucket to look at or repair.
+   */
+  digest(dbName: string, bucketNs: bigint): Map<string, BucketDigest> {
+    const out = new Map<string, BucketDigest>();
+    const db = this.catalog.dbs.get(dbName);
+    if (db === undefined) return out;
+    for (const text of this.exportLines(dbName)) {
+      let from = 0;
+      while (from < text.length) {
+        const nl = text.indexOf("\n", from);
+        const line = text.slice(from, nl);
+        from = nl + 1;
+        const space = line.lastIndexOf(" ");
+        const time = BigInt(line.slice(space + 1));
+        const measurement = splitSeriesKey(line.slice(0, line.indexOf(" "))).measurement;
+        const start = time - (((time % bucketNs) + bucketNs) % bucketNs);
+        const key = `${measurement}\u0000${start}`;
+        let d = out.get(key);
+        if (d === undefined) out.set(key, (d = { measurement, start, count: 0, sum: 0 }));
+        d.count++;
+        d.sum = (d.sum + crc32(line)) % 2 ** 32;
+      }
+    }
+    return out;
   }
 
   /** Values dropped because their field type clashed with the stored type, since start. */
