@@ -6,7 +6,9 @@ import type { Runtime } from "./runtime/index.ts";
 import { registerPeerAdminRoutes } from "./peer/admin.ts";
 import { PeerLink } from "./peer/link.ts";
 import { registerPeerRoutes } from "./peer/routes.ts";
-import { Store } from "./store/store.ts";
+import { join } from "node:path";
+import { bindPeerMetrics, bindProcessMetrics, bindStoreMetrics, EventLoopMonitor, metrics } from "./ops/metrics.ts";
+import { STORE_FILE, Store } from "./store/store.ts";
 import { VERSION } from "./version.ts";
 
 export interface RunningNode {
@@ -19,7 +21,15 @@ export interface RunningNode {
 
 /** Opens the store (replaying unflushed frames) and starts serving. */
 export async function startNode(config: ServeConfig, runtime: Runtime, log: Logger): Promise<RunningNode> {
-  const store = Store.open({ dataDir: config.dataDir, nodeId: config.nodeId, sync: config.sync, engine: config.engine, log });
+  const store = Store.open({
+    dataDir: config.dataDir,
+    nodeId: config.nodeId,
+    sync: config.sync,
+    engine: config.engine,
+    log,
+    observe: { commit: (s) => metrics.storeCommitDuration.observe(s), flush: (s) => metrics.storeFlushDuration.observe(s) },
+  });
+  const startedAt = Date.now();
   const app = createApp({
     store,
     version: VERSION,
@@ -27,6 +37,9 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     maxBodyBytes: config.maxBodyBytes,
     autoCreate: config.autoCreate,
     log,
+    dataDir: config.dataDir,
+    storeFile: join(config.dataDir, STORE_FILE),
+    startedAt,
   });
   const closing = new AbortController();
   let link: PeerLink | null = null;
@@ -58,6 +71,13 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     peers: config.peers.join(",") || undefined,
   });
   link?.start();
+  const unbind = [
+    bindStoreMetrics(store, config.dataDir),
+    bindProcessMetrics({ version: VERSION, runtime: runtime.name }),
+    ...(link ? [bindPeerMetrics(link)] : []),
+  ];
+  const loop = new EventLoopMonitor();
+  loop.start();
   let stopping: Promise<void> | null = null;
   return {
     port: server.port,
@@ -66,6 +86,8 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     stop() {
       stopping ??= (async () => {
         await link?.stop();
+        loop.stop();
+        for (const u of unbind) u();
         closing.abort();
         await server.stop();
         await store.close();

@@ -7,7 +7,10 @@ import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import process from "node:process";
-import { parseDuration, resolveServeConfig, type ServeInput } from "../config.ts";
+import { parseDuration, resolveServeConfig, type ServeConfig, type ServeInput } from "../config.ts";
+import { backupDataDir, downloadBackup, restoreBackup } from "../ops/backup.ts";
+import { configFilePath, DEFAULT_CONFIG_FILE, loadConfigFile, mergeServeInputs, renderConfig } from "../ops/config-file.ts";
+import { exitCodeFor, fetchStatus, localUrl, renderStatus } from "../ops/status.ts";
 import type { VerifyReport } from "../peer/link.ts";
 import { TsdbError } from "../errors.ts";
 import { logfmtLogger } from "../log.ts";
@@ -82,24 +85,42 @@ function readSecretFile(path: string | undefined): string | undefined {
   return secret;
 }
 
+/**
+ * The serve settings from every source, flag over environment over config file over default,
+ * resolved once; also says where each came from (for `config check`).
+ */
+function resolveAll(args: Record<string, unknown>): { config: ServeConfig; sources: Record<string, string>; file: string | null } {
+  const file = configFilePath(typeof args.config === "string" ? args.config : process.env.TSDB_PAIR_CONFIG);
+  const { input, sources } = mergeServeInputs(
+    { source: "flag", input: serveInput(args, {}) },
+    { source: "env", input: serveInput({}, process.env) },
+    ...(file === null ? [] : [{ source: "file" as const, input: loadConfigFile(file) }]),
+  );
+  if (input.peerSecret === undefined && input.peerSecretFile !== undefined) input.peerSecret = readSecretFile(input.peerSecretFile);
+  return { config: resolveServeConfig(input, { hostname: hostname() }), sources: sources as Record<string, string>, file };
+}
+
+const serveArgs = {
+  config: { type: "string", description: `Config file (default ${DEFAULT_CONFIG_FILE} when present)` },
+  listen: { type: "string", description: "Address to listen on, HOST:PORT (default 0.0.0.0:8086)" },
+  data: { type: "string", description: "Data directory (default ./data)" },
+  "node-id": { type: "string", description: "This node's permanent id (default: the host name)" },
+  "auth-token": { type: "string", description: "Require this token on writes (Token, Bearer, Basic password or ?p=)" },
+  sync: { type: "string", description: "full (survives power loss, default), normal (survives a crash) or off" },
+  "max-body": { type: "string", description: "Largest request body, e.g. 25MB (default, like InfluxDB)" },
+  "no-auto-create": { type: "boolean", description: "Answer 404 for writes to unknown databases instead of creating them" },
+  peer: { type: "string", description: "The twin, HOST[:PORT]; comma-separated for its addresses on both network rings" },
+  "peer-secret": { type: "string", description: "Secret shared by both nodes of the pair" },
+  "peer-secret-file": { type: "string", description: "Read the peer secret from this file" },
+  "wal-retention": { type: "string", description: "Keep own frames this long for the twin (default 7d)" },
+  "wal-max-bytes": { type: "string", description: "Keep at most this much frame log for the twin (default 1GiB)" },
+} as const;
+
 const serve = defineCommand({
   meta: { name: "serve", description: "Run a tsdb-pair node (InfluxDB-compatible HTTP API)" },
-  args: {
-    listen: { type: "string", description: "Address to listen on, HOST:PORT (default 0.0.0.0:8086)" },
-    data: { type: "string", description: "Data directory (default ./data)" },
-    "node-id": { type: "string", description: "This node's permanent id (default: the host name)" },
-    "auth-token": { type: "string", description: "Require this token on writes (Token, Bearer, Basic password or ?p=)" },
-    sync: { type: "string", description: "full (survives power loss, default), normal (survives a crash) or off" },
-    "max-body": { type: "string", description: "Largest request body, e.g. 25MB (default, like InfluxDB)" },
-    "no-auto-create": { type: "boolean", description: "Answer 404 for writes to unknown databases instead of creating them" },
-    peer: { type: "string", description: "The twin, HOST[:PORT]; comma-separated for its addresses on both network rings" },
-    "peer-secret": { type: "string", description: "Secret shared by both nodes of the pair" },
-    "peer-secret-file": { type: "string", description: "Read the peer secret from this file" },
-    "wal-retention": { type: "string", description: "Keep own frames this long for the twin (default 7d)" },
-    "wal-max-bytes": { type: "string", description: "Keep at most this much frame log for the twin (default 1GiB)" },
-  },
+  args: serveArgs,
   async run({ args }) {
-    const config = resolveServeConfig(serveInput(args, process.env), { hostname: hostname() });
+    const { config } = resolveAll(args);
     const log = logfmtLogger((text) => process.stderr.write(text));
     const node = await startNode(config, currentRuntime(), log);
     await new Promise<void>((resolve) => {
@@ -221,6 +242,70 @@ const peer = defineCommand({
   },
 });
 
+const configCmd = defineCommand({
+  meta: { name: "config", description: "Configuration tools" },
+  subCommands: {
+    check: defineCommand({
+      meta: { name: "check", description: "Validate the configuration and print it resolved (secrets masked)" },
+      args: serveArgs,
+      run({ args }) {
+        const { config, sources, file } = resolveAll(args);
+        process.stdout.write(`# config file: ${file ?? "none"}\n${renderConfig(config, sources)}`);
+      },
+    }),
+  },
+});
+
+const status = defineCommand({
+  meta: { name: "status", description: "Health of the local node; exit 0 healthy, 1 degraded, 2 unhealthy" },
+  args: {
+    url: { type: "string", description: "The node (default from TSDB_PAIR_LISTEN, else http://127.0.0.1:8086)" },
+    "auth-token": { type: "string", description: "API token of the node" },
+    json: { type: "boolean", description: "Print JSON" },
+    interval: { type: "string", description: "Milliseconds between the two samples for the ingest rate (default 1000)" },
+  },
+  async run({ args }) {
+    const url = typeof args.url === "string" ? args.url : localUrl(process.env.TSDB_PAIR_LISTEN ?? "127.0.0.1:8086");
+    const s = await fetchStatus(url, pick(args, "auth-token", process.env), { intervalMs: typeof args.interval === "string" ? Number(args.interval) : undefined });
+    process.stdout.write(renderStatus(s, args.json === true));
+    process.exitCode = exitCodeFor(s.verdict);
+  },
+});
+
+const backup = defineCommand({
+  meta: { name: "backup", description: "Take a consistent snapshot of a running node (--url) or a stopped one (--data)" },
+  args: {
+    out: { type: "string", description: "File to write", required: true },
+    url: { type: "string", description: "A running node, e.g. http://127.0.0.1:8086" },
+    data: { type: "string", description: "A stopped node's data directory" },
+    "auth-token": { type: "string", description: "API token for --url" },
+  },
+  async run({ args }) {
+    const out = String(args.out);
+    if (typeof args.url === "string") {
+      const saved = await downloadBackup(args.url, out, { token: pick(args, "auth-token", process.env) });
+      process.stdout.write(`${JSON.stringify(saved, null, 2)}\n`);
+    } else {
+      const result = await backupDataDir(typeof args.data === "string" ? args.data : "./data", out);
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    }
+  },
+});
+
+const restore = defineCommand({
+  meta: { name: "restore", description: "Put a backup into an empty data directory (it gets a new incarnation)" },
+  args: {
+    in: { type: "string", description: "Backup file", required: true },
+    data: { type: "string", description: "Empty data directory of a stopped node", required: true },
+  },
+  run({ args }) {
+    const r = restoreBackup(String(args.in), String(args.data));
+    process.stdout.write(
+      `${JSON.stringify(r, null, 2)}\nrestored: the node now has a new incarnation, so its twin will re-seed it; start the service\n`,
+    );
+  },
+});
+
 const version = defineCommand({
   meta: { name: "version", description: "Print the version" },
   run() {
@@ -230,7 +315,7 @@ const version = defineCommand({
 
 export const cli: CommandDef = defineCommand({
   meta: { name: "tsdb-pair", version: VERSION, description: "Two-box dual-active time-series database" },
-  subCommands: { serve, export: exportCmd, peer, version },
+  subCommands: { serve, export: exportCmd, peer, status, config: configCmd, backup, restore, version },
 });
 
 /** Runs the CLI; returns the exit code. Errors propagate to main, which prints them. */
@@ -247,7 +332,7 @@ export async function runCli(rawArgs: string[]): Promise<number> {
   }
   const subName = rawArgs[0]!;
   if (!((cli.subCommands as Record<string, CommandDef>)[subName])) {
-    throw new TsdbError("config", `unknown command ${JSON.stringify(subName)}: expected serve, export, peer or version (see --help)`);
+    throw new TsdbError("config", `unknown command ${JSON.stringify(subName)}: expected serve, export, peer, status, config, backup, restore or version (see --help)`);
   }
   await runCommand(cli, { rawArgs });
   return 0;

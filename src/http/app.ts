@@ -9,6 +9,8 @@ import { parseLines } from "../lineprotocol/parse.ts";
 import type { LineError, Precision } from "../lineprotocol/types.ts";
 import type { Logger } from "../log.ts";
 import type { Store, TypeConflict, WriteOutcome } from "../store/store.ts";
+import { backupResponse } from "../ops/backup.ts";
+import { metrics, PROMETHEUS_CONTENT_TYPE, recordRejectedWrite, recordWrite, renderPrometheus, startQuery } from "../ops/metrics.ts";
 import { readBodyText } from "./body.ts";
 
 export interface AppOptions {
@@ -20,6 +22,11 @@ export interface AppOptions {
   readonly log: Logger;
   /** Server time in nanoseconds (tests may pin it). */
   readonly nowNs?: () => bigint;
+  /** For online backups: the data directory and the store file in it. */
+  readonly dataDir?: string;
+  readonly storeFile?: string;
+  /** When the node started (ms), for /health. */
+  readonly startedAt?: number;
 }
 
 /** The InfluxDB version we answer to clients that check it (Telegraf, Grafana). */
@@ -77,8 +84,28 @@ export function createApp(opts: AppOptions): Hono {
       checks: [],
       version: opts.version,
       node_id: s.nodeId,
+      incarnation: s.incarnation,
+      uptime_seconds: Math.round((Date.now() - (opts.startedAt ?? Date.now())) / 1000),
+      databases: opts.store.databases(),
       last_lsn: s.lastLsn,
       series: s.series,
+    });
+  });
+
+  // Prometheus and Telegraf's inputs.prometheus scrape this as is; open like InfluxDB 1.x's /metrics.
+  const scrape = (c: Context) => c.body(renderPrometheus(), 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
+  app.get("/metrics", scrape);
+  app.on("HEAD", "/metrics", scrape);
+
+  app.post("/backup", async (c) => {
+    authorize(c.req.raw, opts.authToken, "v1");
+    if (opts.storeFile === undefined || opts.dataDir === undefined) throw new TsdbError("unavailable", "backups are not available on this node");
+    return backupResponse(opts.storeFile, opts.dataDir, {
+      signal: c.req.raw.signal,
+      onSnapshot: (r) => {
+        metrics.backupDuration.observe(r.ms / 1000);
+        metrics.backupLongestStep.set(r.longestStepMs / 1000);
+      },
     });
   });
 
@@ -104,13 +131,21 @@ export function createApp(opts: AppOptions): Hono {
   });
 
   async function ingest(c: Context, target: { db: string; rp: string; precision: Precision }, dialect: Dialect): Promise<Response> {
-    const text = await readBodyText(c.req.raw, opts.maxBodyBytes);
+    const { text, bytes } = await readBodyText(c.req.raw, opts.maxBodyBytes);
     const defaultTime = nowNs();
     const { batch, errors } = parseLines(text, { precision: target.precision, defaultTime });
     let outcome: WriteOutcome = { accepted: 0, conflicts: [], lsn: null };
     if (batch.length > 0) {
       outcome = await opts.store.write({ ...target, defaultTime, batch, autoCreate: opts.autoCreate });
     }
+    recordWrite(dialect, {
+      bytes,
+      lines: batch.length + errors.length,
+      points: outcome.accepted,
+      values: outcome.conflicts.length === 0 ? batch.fieldKey.length : undefined,
+      parseErrors: errors.length,
+      typeConflicts: outcome.conflicts.length,
+    });
     if (errors.length === 0 && outcome.conflicts.length === 0) return c.body(null, 204);
     const message = writeErrorMessage(errors, outcome);
     return errorResponse(c, dialect, 400, dialect === "v1" ? "bad_request" : "invalid", message);
@@ -118,6 +153,7 @@ export function createApp(opts: AppOptions): Hono {
 
   app.get("/export", (c) => {
     authorize(c.req.raw, opts.authToken, "v1");
+    const done = startQuery("export");
     const db = c.req.query("db") ?? "";
     if (db === "") throw new TsdbError("bad_request", "database is required");
     const start = parseTimeParam(c.req.query("start"), "start");
@@ -128,13 +164,20 @@ export function createApp(opts: AppOptions): Hono {
     const encoder = new TextEncoder();
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
-        if (first.done) controller.close();
-        else controller.enqueue(encoder.encode(first.value));
+        if (first.done) {
+          done();
+          controller.close();
+        } else controller.enqueue(encoder.encode(first.value));
       },
       pull(controller) {
         const next = lines.next();
-        if (next.done) controller.close();
-        else controller.enqueue(encoder.encode(next.value));
+        if (next.done) {
+          done();
+          controller.close();
+        } else controller.enqueue(encoder.encode(next.value));
+      },
+      cancel() {
+        done("cancelled");
       },
     });
     return new Response(body, { status: 200, headers: { "Content-Type": "text/plain; charset=utf-8" } });
@@ -143,7 +186,9 @@ export function createApp(opts: AppOptions): Hono {
   app.notFound((c) => c.json({ error: `not found: ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
 
   app.onError((err, c) => {
-    const dialect: Dialect = new URL(c.req.url).pathname.startsWith("/api/v2/") ? "v2" : "v1";
+    const path = new URL(c.req.url).pathname;
+    const dialect: Dialect = path.startsWith("/api/v2/") ? "v2" : "v1";
+    if (path === "/write" || path === "/api/v2/write") recordRejectedWrite(dialect, isTsdbError(err) ? err.code : "internal");
     if (isTsdbError(err)) {
       const status = STATUS[err.code];
       if (status >= 500) opts.log.error("request failed", { path: new URL(c.req.url).pathname, error: err.message });

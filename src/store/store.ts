@@ -54,6 +54,8 @@ export interface StoreOptions {
   readonly log?: Logger;
   /** Wall clock in ms (tests may pin it). */
   readonly nowMs?: () => number;
+  /** Timings of the writer's steps, in seconds (metrics); the store itself keeps none. */
+  readonly observe?: { readonly commit?: (seconds: number) => void; readonly flush?: (seconds: number) => void };
 }
 
 export interface WriteRequest {
@@ -144,6 +146,8 @@ export interface StoreStats {
   readonly series: number;
   readonly hotValues: number;
   readonly chunksWritten: number;
+  /** Chunks in the store now. */
+  readonly chunks: number;
 }
 
 /** Target of a DELETE or DROP SERIES: the series to clear and an optional inclusive time range. */
@@ -214,6 +218,8 @@ export class Store {
   /** Tombstones by database (loaded at open; usually none). */
   private readonly tombstones = new Map<string, Tombstone[]>();
   private chunksWritten = 0;
+  private chunkCount = 0;
+  private readonly observe: NonNullable<StoreOptions["observe"]>;
   /** Buffers holding values, and those that reached the chunk size. */
   private readonly live = new Set<HotBuffer>();
   private readonly full = new Set<HotBuffer>();
@@ -234,6 +240,7 @@ export class Store {
     this.log = opts.log ?? silentLogger;
     this.nowMs = opts.nowMs ?? Date.now;
     this.engine = opts.engine;
+    this.observe = opts.observe ?? {};
     this.clock = new HybridClock(this.nowMs);
     this.stmts = {
       begin: sqlite.prepare("BEGIN IMMEDIATE"),
@@ -286,6 +293,7 @@ export class Store {
 
     this.catalog = new Catalog(sqlite);
     this.order = versionOrder((id) => this.catalog.nodeName(id));
+    this.recountChunks();
     const tombRows = sqlite
       .prepare("SELECT db, measurement, series_key, start_time, end_time, hlc, origin_id FROM tombstones ORDER BY id")
       .safeIntegers(true)
@@ -384,6 +392,7 @@ export class Store {
       series: this.catalog.seriesCount(),
       hotValues: this.hotValues,
       chunksWritten: this.chunksWritten,
+      chunks: this.chunkCount,
     };
   }
 
@@ -511,6 +520,15 @@ export class Store {
   }
 
   private commitGroup(group: Pending[]): void {
+    const started = performance.now();
+    try {
+      this.commitGroupTimed(group);
+    } finally {
+      this.observe.commit?.((performance.now() - started) / 1000);
+    }
+  }
+
+  private commitGroupTimed(group: Pending[]): void {
     const staged: Staged[] = [];
     this.catalog.begin();
     this.stmts.begin.run();
@@ -543,6 +561,7 @@ export class Store {
       }
       this.catalog.rollback();
       this.lastLsn = lsnBefore;
+      this.recountChunks();
       const err = new TsdbError("internal", `cannot commit ${group.length} write(s): ${String(e)}`, { cause: e });
       this.log.error("commit failed", { error: String(e) });
       for (const s of staged) s.pending.reject(err);
@@ -962,7 +981,7 @@ export class Store {
       case "drop_db": {
         const db = this.catalog.dbs.get(op.db);
         if (db === undefined) return 0;
-        this.sqlite.prepare("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ?)").run([db.id]);
+        this.chunkCount -= this.sqlite.prepare("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ?)").run([db.id]).changes;
         this.sqlite.prepare("DELETE FROM series WHERE db_id = ?").run([db.id]);
         this.sqlite.prepare("DELETE FROM fields WHERE db_id = ?").run([db.id]);
         this.sqlite.prepare("DELETE FROM databases WHERE id = ?").run([db.id]);
@@ -972,9 +991,9 @@ export class Store {
         const db = this.catalog.dbs.get(op.db);
         const m = db?.measurements.get(op.measurement);
         if (db === undefined || m === undefined) return 0;
-        this.sqlite
+        this.chunkCount -= this.sqlite
           .prepare("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ? AND measurement = ?)")
-          .run([db.id, m.name]);
+          .run([db.id, m.name]).changes;
         this.sqlite.prepare("DELETE FROM series WHERE db_id = ? AND measurement = ?").run([db.id, m.name]);
         this.sqlite.prepare("DELETE FROM fields WHERE db_id = ? AND measurement = ?").run([db.id, m.name]);
         return 1;
@@ -1061,7 +1080,7 @@ export class Store {
         const o = typeof run.origins === "number" ? run.origins : run.origins[i]!;
         if (!inRange(run.times[i]!, start, end) || keep(0n, run.hlcs[i]!, o)) kept.push(i);
       }
-      this.sqlite.prepare("DELETE FROM chunks WHERE id = ?").run([id]);
+      this.chunkCount -= this.sqlite.prepare("DELETE FROM chunks WHERE id = ?").run([id]).changes;
       if (kept.length > 0) {
         const c = encodeChunk(pickRun(run, kept, field.type), field.type);
         this.insertChunk(series.id, field.id, c);
@@ -1189,6 +1208,7 @@ export class Store {
         // already rolled back
       }
       // The values stay in their hot buffers and frames; the next step tries again.
+      this.recountChunks();
       this.log.error("flush failed", { error: String(e) });
       return;
     }
@@ -1199,6 +1219,7 @@ export class Store {
       b.clear();
     }
     this.maybeVacuum();
+    this.observe.flush?.((performance.now() - started) / 1000);
   }
 
   private writeChunk(b: HotBuffer): void {
@@ -1238,8 +1259,14 @@ export class Store {
     }
   }
 
+  /** After a rollback the running count may be off: read it again. */
+  private recountChunks(): void {
+    this.chunkCount = Number(scalar(this.sqlite.prepare("SELECT COUNT(*) FROM chunks").raw()));
+  }
+
   private insertChunk(seriesId: number, fieldId: number, c: ChunkColumns): void {
     this.stmts.insertChunk.run([seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc]);
+    this.chunkCount++;
   }
 
   /** The newest frame sequence whose values are all in chunks once `flushed` are written. */
