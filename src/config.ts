@@ -3,6 +3,7 @@
  * Only the CLI layer reads flags and environment; everything else receives a ServeConfig.
  */
 import { TsdbError } from "./errors.ts";
+import { DEFAULT_MAX_SELECT_POINTS, DEFAULT_MAX_SELECT_SERIES } from "./query/result.ts";
 
 export type SyncMode = "full" | "normal" | "off";
 
@@ -19,6 +20,9 @@ export interface ServeConfig {
   readonly peers: readonly string[];
   /** Shared secret of the pair; set whenever peers are. */
   readonly peerSecret: string | null;
+  /** Largest number of points one SELECT may read, and of series it may return. */
+  readonly maxSelectPoints: number;
+  readonly maxSelectSeries: number;
   readonly engine: EngineConfig;
 }
 
@@ -74,6 +78,8 @@ export interface ServeInput {
   peerSecret?: string;
   walRetention?: string;
   walMaxBytes?: string | number;
+  maxSelectPoints?: string | number;
+  maxSelectSeries?: string | number;
 }
 
 /** Turns loose input into a ServeConfig, filling defaults; throws TsdbError("config") naming the bad value. */
@@ -104,9 +110,18 @@ export function resolveServeConfig(input: ServeInput, defaults: { hostname: stri
     autoCreate: input.autoCreate ?? true,
     peers,
     peerSecret,
+    maxSelectPoints: input.maxSelectPoints === undefined ? DEFAULT_MAX_SELECT_POINTS : parseCount(input.maxSelectPoints, "--max-select-points"),
+    maxSelectSeries: input.maxSelectSeries === undefined ? DEFAULT_MAX_SELECT_SERIES : parseCount(input.maxSelectSeries, "--max-select-series"),
     // Frames are kept for the twin only when there is one.
     engine: peers.length === 0 ? DEFAULT_ENGINE : { ...DEFAULT_ENGINE, frameRetentionMs: retentionMs, frameRetentionBytes: retentionBytes },
   };
+}
+
+/** A positive whole number such as a query limit. */
+export function parseCount(value: string | number, what: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new TsdbError("config", `invalid ${what} ${JSON.stringify(String(value))}: expected a positive whole number`);
+  return n;
 }
 
 /** Turns `--peer` values into base URLs; a bare host gets our own port (both boxes listen alike). */

@@ -40,6 +40,8 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     dataDir: config.dataDir,
     storeFile: join(config.dataDir, STORE_FILE),
     startedAt,
+    maxSelectPoints: config.maxSelectPoints,
+    maxSelectSeries: config.maxSelectSeries,
   });
   const closing = new AbortController();
   let link: PeerLink | null = null;

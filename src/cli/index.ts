@@ -20,6 +20,7 @@ import { DEFAULT_ENGINE } from "../config.ts";
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { renderPeerStatus, renderVerify, type PeerStatusView } from "./peer-status.ts";
+import { queryCommand } from "./query.ts";
 
 const ENV_PREFIX = "TSDB_PAIR_";
 
@@ -60,6 +61,8 @@ export function serveInput(args: Record<string, unknown>, env: NodeJS.ProcessEnv
     peerSecret: pick(args, "peer-secret", env) ?? readSecretFile(pick(args, "peer-secret-file", env)),
     walRetention: pick(args, "wal-retention", env),
     walMaxBytes: pick(args, "wal-max-bytes", env),
+    maxSelectPoints: pick(args, "max-select-points", env),
+    maxSelectSeries: pick(args, "max-select-series", env),
   };
 }
 
@@ -114,6 +117,8 @@ const serveArgs = {
   "peer-secret-file": { type: "string", description: "Read the peer secret from this file" },
   "wal-retention": { type: "string", description: "Keep own frames this long for the twin (default 7d)" },
   "wal-max-bytes": { type: "string", description: "Keep at most this much frame log for the twin (default 1GiB)" },
+  "max-select-points": { type: "string", description: "Refuse a SELECT that would read more points (default 10000000)" },
+  "max-select-series": { type: "string", description: "Refuse a SELECT that would return more series (default 100000)" },
 } as const;
 
 const serve = defineCommand({
@@ -315,7 +320,7 @@ const version = defineCommand({
 
 export const cli: CommandDef = defineCommand({
   meta: { name: "tsdb-pair", version: VERSION, description: "Two-box dual-active time-series database" },
-  subCommands: { serve, export: exportCmd, peer, status, config: configCmd, backup, restore, version },
+  subCommands: { serve, query: queryCommand, export: exportCmd, peer, status, config: configCmd, backup, restore, version },
 });
 
 /** Runs the CLI; returns the exit code. Errors propagate to main, which prints them. */
@@ -332,7 +337,7 @@ export async function runCli(rawArgs: string[]): Promise<number> {
   }
   const subName = rawArgs[0]!;
   if (!((cli.subCommands as Record<string, CommandDef>)[subName])) {
-    throw new TsdbError("config", `unknown command ${JSON.stringify(subName)}: expected serve, export, peer, status, config, backup, restore or version (see --help)`);
+    throw new TsdbError("config", `unknown command ${JSON.stringify(subName)}: expected serve, query, export, peer, status, config, backup, restore or version (see --help)`);
   }
   await runCommand(cli, { rawArgs });
   return 0;

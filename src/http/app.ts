@@ -11,7 +11,9 @@ import type { Logger } from "../log.ts";
 import type { Store, TypeConflict, WriteOutcome } from "../store/store.ts";
 import { backupResponse } from "../ops/backup.ts";
 import { metrics, PROMETHEUS_CONTENT_TYPE, recordRejectedWrite, recordWrite, renderPrometheus, startQuery } from "../ops/metrics.ts";
+import { DEFAULT_MAX_SELECT_POINTS, DEFAULT_MAX_SELECT_SERIES } from "../query/result.ts";
 import { readBodyText } from "./body.ts";
+import { registerQueryRoutes } from "./query.ts";
 
 export interface AppOptions {
   readonly store: Store;
@@ -27,6 +29,9 @@ export interface AppOptions {
   readonly storeFile?: string;
   /** When the node started (ms), for /health. */
   readonly startedAt?: number;
+  /** Query limits (see --max-select-points / --max-select-series). */
+  readonly maxSelectPoints?: number;
+  readonly maxSelectSeries?: number;
 }
 
 /** The InfluxDB version we answer to clients that check it (Telegraf, Grafana). */
@@ -181,6 +186,15 @@ export function createApp(opts: AppOptions): Hono {
       },
     });
     return new Response(body, { status: 200, headers: { "Content-Type": "text/plain; charset=utf-8" } });
+  });
+
+  registerQueryRoutes(app, {
+    store: opts.store,
+    authorize: (req) => authorize(req, opts.authToken, "v1"),
+    log: opts.log,
+    maxSelectPoints: opts.maxSelectPoints ?? DEFAULT_MAX_SELECT_POINTS,
+    maxSelectSeries: opts.maxSelectSeries ?? DEFAULT_MAX_SELECT_SERIES,
+    nowNs,
   });
 
   app.notFound((c) => c.json({ error: `not found: ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
