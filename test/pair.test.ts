@@ -253,3 +253,30 @@ describe("peer verify", () => {
     { timeout: 120_000 },
   );
 });
+
+describe("schema changes across the pair", () => {
+  test(
+    "DELETE and DROP MEASUREMENT on one node apply on both, and CREATE DATABASE travels too",
+    async () => {
+      const pair = await startPair();
+      const q = async (url: string, query: string) => {
+        const res = await fetch(`${url}/query?db=test&q=${encodeURIComponent(query)}`, { method: "POST" });
+        expect(res.status).toBe(200);
+        return (await res.json()) as { results: Array<{ error?: string }> };
+      };
+      try {
+        expect((await write(pair.a.node.url, "keep,h=1 v=1 10\ngone,h=1 v=1 10\ncut,h=1 v=1 10\ncut,h=1 v=2 20")).status).toBe(204);
+        await converged(pair);
+        expect((await q(pair.b.node.url, "DELETE FROM cut WHERE time < 15")).results[0]?.error).toBeUndefined();
+        expect((await q(pair.a.node.url, "DROP MEASUREMENT gone")).results[0]?.error).toBeUndefined();
+        expect((await q(pair.a.node.url, "CREATE DATABASE made")).results[0]?.error).toBeUndefined();
+        expect(await converged(pair)).toBe("cut,h=1 v=2 20\nkeep,h=1 v=1 10\n");
+        const dbs = (await (await fetch(`${pair.b.node.url}/query?q=SHOW+DATABASES`)).json()) as { results: Array<{ series?: Array<{ values: string[][] }> }> };
+        expect(dbs.results[0]?.series?.[0]?.values.flat()).toContain("made");
+      } finally {
+        await pair.close();
+      }
+    },
+    { timeout: 60_000 },
+  );
+});
