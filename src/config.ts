@@ -80,6 +80,9 @@ export interface ServeInput {
   walMaxBytes?: string | number;
   maxSelectPoints?: string | number;
   maxSelectSeries?: string | number;
+  chunkPoints?: string | number;
+  flushAge?: string;
+  hotMemory?: string | number;
 }
 
 /** Turns loose input into a ServeConfig, filling defaults; throws TsdbError("config") naming the bad value. */
@@ -112,8 +115,14 @@ export function resolveServeConfig(input: ServeInput, defaults: { hostname: stri
     peerSecret,
     maxSelectPoints: input.maxSelectPoints === undefined ? DEFAULT_MAX_SELECT_POINTS : parseCount(input.maxSelectPoints, "--max-select-points"),
     maxSelectSeries: input.maxSelectSeries === undefined ? DEFAULT_MAX_SELECT_SERIES : parseCount(input.maxSelectSeries, "--max-select-series"),
-    // Frames are kept for the twin only when there is one.
-    engine: peers.length === 0 ? DEFAULT_ENGINE : { ...DEFAULT_ENGINE, frameRetentionMs: retentionMs, frameRetentionBytes: retentionBytes },
+    engine: {
+      chunkPoints: input.chunkPoints === undefined ? DEFAULT_CHUNK_POINTS : parseCount(input.chunkPoints, "--chunk-points"),
+      flushAgeMs: input.flushAge === undefined ? DEFAULT_FLUSH_AGE_MS : parseDuration(input.flushAge, "--flush-age"),
+      hotMemoryBytes: input.hotMemory === undefined ? DEFAULT_HOT_MEMORY_BYTES : parseSize(input.hotMemory, "--hot-memory"),
+      // Frames are kept for the twin only when there is one.
+      frameRetentionMs: peers.length === 0 ? 0 : retentionMs,
+      frameRetentionBytes: peers.length === 0 ? 0 : retentionBytes,
+    },
   };
 }
 

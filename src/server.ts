@@ -27,7 +27,11 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     sync: config.sync,
     engine: config.engine,
     log,
-    observe: { commit: (s) => metrics.storeCommitDuration.observe(s), flush: (s) => metrics.storeFlushDuration.observe(s) },
+    observe: {
+      commit: (s) => metrics.storeCommitDuration.observe(s),
+      flush: (s) => metrics.storeFlushDuration.observe(s),
+      compaction: (s) => metrics.storeCompactionDuration.observe(s),
+    },
   });
   const startedAt = Date.now();
   const app = createApp({

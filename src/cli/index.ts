@@ -63,6 +63,9 @@ export function serveInput(args: Record<string, unknown>, env: NodeJS.ProcessEnv
     walMaxBytes: pick(args, "wal-max-bytes", env),
     maxSelectPoints: pick(args, "max-select-points", env),
     maxSelectSeries: pick(args, "max-select-series", env),
+    chunkPoints: pick(args, "chunk-points", env),
+    flushAge: pick(args, "flush-age", env),
+    hotMemory: pick(args, "hot-memory", env),
   };
 }
 
@@ -119,6 +122,9 @@ const serveArgs = {
   "wal-max-bytes": { type: "string", description: "Keep at most this much frame log for the twin (default 1GiB)" },
   "max-select-points": { type: "string", description: "Refuse a SELECT that would read more points (default 10000000)" },
   "max-select-series": { type: "string", description: "Refuse a SELECT that would return more series (default 100000)" },
+  "chunk-points": { type: "string", description: "Values per compressed chunk (default 1000)" },
+  "flush-age": { type: "string", description: "Flush buffered values older than this into chunks (default 10m)" },
+  "hot-memory": { type: "string", description: "Memory for buffered values before early flushes (default 64MiB)" },
 } as const;
 
 const serve = defineCommand({

@@ -73,6 +73,9 @@ const KEYS: Record<string, KeySpec> = {
   "log-format": { field: "logFormat", kind: "string", check: nonEmpty("log-format") },
   "max-select-points": { field: "maxSelectPoints", kind: "count" },
   "max-select-series": { field: "maxSelectSeries", kind: "count" },
+  "chunk-points": { field: "chunkPoints", kind: "count" },
+  "flush-age": { field: "flushAge", kind: "string", check: (v) => void parseDuration(v, "flush-age") },
+  "hot-memory": { field: "hotMemory", kind: "size", check: (v) => void parseSize(v, "hot-memory") },
 };
 
 /** The keys a config file accepts, in the order `--help` lists the flags. */

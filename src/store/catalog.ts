@@ -78,6 +78,8 @@ function detach(s: string): string {
 
 export class Catalog {
   readonly dbs = new Map<string, DbEntry>();
+  /** Every field by id (compaction and chunk reads know only the id). */
+  readonly fieldsById = new Map<number, FieldEntry>();
   private readonly nodeIds = new Map<string, number>();
   private readonly nodeNames = new Map<number, string>();
   private undoLog: Undo[] = [];
@@ -114,7 +116,11 @@ export class Catalog {
     }>;
     for (const row of fieldRows) {
       const m = byId.get(row.db_id)?.measurement(row.measurement);
-      if (m) m.fields.set(row.name, { id: row.id, name: row.name, type: row.type, measurement: m });
+      if (m) {
+        const f: FieldEntry = { id: row.id, name: row.name, type: row.type, measurement: m };
+        m.fields.set(row.name, f);
+        this.fieldsById.set(f.id, f);
+      }
     }
     const seriesRows = this.sqlite.prepare("SELECT id, db_id, measurement, key FROM series ORDER BY id").raw().all() as Array<
       [number, number, string, string]
@@ -176,18 +182,24 @@ export class Catalog {
     const id = Number(this.insertField.run([m.db.id, m.name, name, type]).lastInsertRowid);
     const f: FieldEntry = { id, name, type, measurement: m };
     m.fields.set(name, f);
-    this.undoLog.push(() => m.fields.delete(name));
+    this.fieldsById.set(id, f);
+    this.undoLog.push(() => {
+      m.fields.delete(name);
+      this.fieldsById.delete(id);
+    });
     return f;
   }
 
   /** Forgets a database (its rows are already deleted). */
   forgetDb(db: DbEntry): void {
+    for (const m of db.measurements.values()) for (const f of m.fields.values()) this.fieldsById.delete(f.id);
     this.dbs.delete(db.name);
   }
 
   /** Forgets a measurement with its fields and series (their rows are already deleted). */
   forgetMeasurement(m: MeasurementEntry): void {
     for (const s of m.series) m.db.series.delete(s.key);
+    for (const f of m.fields.values()) this.fieldsById.delete(f.id);
     m.db.measurements.delete(m.name);
   }
 
@@ -197,7 +209,10 @@ export class Catalog {
     m.db.series.delete(s.key);
     const i = m.series.indexOf(s);
     if (i >= 0) m.series.splice(i, 1);
-    if (m.series.length === 0) m.db.measurements.delete(m.name);
+    if (m.series.length === 0) {
+      for (const f of m.fields.values()) this.fieldsById.delete(f.id);
+      m.db.measurements.delete(m.name);
+    }
   }
 
   /** The small number that stands for a node id in stored versions, creating it if new. */

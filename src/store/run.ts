@@ -219,3 +219,14 @@ export function sliceRun(r: Run, lo: bigint, hi: bigint): Run {
     origins: typeof r.origins === "number" ? r.origins : r.origins.subarray(a, b),
   };
 }
+
+/** Values `from` up to `to` (exclusive) of a run, as a run of their own. */
+export function sliceIndex(r: Run, from: number, to: number): Run {
+  if (from === 0 && to === r.times.length) return r;
+  return {
+    times: r.times.slice(from, to),
+    values: r.values.slice(from, to) as Values,
+    hlcs: r.hlcs.slice(from, to),
+    origins: typeof r.origins === "number" ? r.origins : compactOrigins(r.origins.slice(from, to)),
+  };
+}

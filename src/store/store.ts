@@ -27,6 +27,7 @@ import { HybridClock } from "../wal/hlc.ts";
 import { formatPosition, type Lsn } from "../wal/position.ts";
 import { Catalog, type DbEntry, type FieldEntry, type MeasurementEntry, type SeriesEntry } from "./catalog.ts";
 import { decodeChunk, encodeChunk, type ChunkColumns } from "./chunk.ts";
+import { Compactor } from "./compaction.ts";
 import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
 import { openDb, type Sqlite } from "./sqlite.ts";
@@ -40,6 +41,8 @@ const KNOWN_RPS = new Set(["", "autogen"]);
 const FLUSH_STEP_MS = 25;
 /** The same while hot buffers are over their memory cap: flushing then outranks ingest. */
 const FLUSH_STEP_OVER_CAP_MS = 250;
+/** How long one compaction step may hold the writer (only when it is otherwise idle). */
+const COMPACT_STEP_MS = 20;
 /** How often the frame log is trimmed when frames are kept for a twin. */
 const TRIM_EVERY_MS = 1000;
 /** How often buffers are checked for age. */
@@ -55,7 +58,11 @@ export interface StoreOptions {
   /** Wall clock in ms (tests may pin it). */
   readonly nowMs?: () => number;
   /** Timings of the writer's steps, in seconds (metrics); the store itself keeps none. */
-  readonly observe?: { readonly commit?: (seconds: number) => void; readonly flush?: (seconds: number) => void };
+  readonly observe?: {
+    readonly commit?: (seconds: number) => void;
+    readonly flush?: (seconds: number) => void;
+    readonly compaction?: (seconds: number) => void;
+  };
 }
 
 export interface WriteRequest {
@@ -148,6 +155,8 @@ export interface StoreStats {
   readonly chunksWritten: number;
   /** Chunks in the store now. */
   readonly chunks: number;
+  /** Chunks merged away by compaction since start. */
+  readonly chunksCompacted: number;
 }
 
 /** Target of a DELETE or DROP SERIES: the series to clear and an optional inclusive time range. */
@@ -220,6 +229,7 @@ export class Store {
   private chunksWritten = 0;
   private chunkCount = 0;
   private readonly observe: NonNullable<StoreOptions["observe"]>;
+  private readonly compactor: Compactor;
   /** Buffers holding values, and those that reached the chunk size. */
   private readonly live = new Set<HotBuffer>();
   private readonly full = new Set<HotBuffer>();
@@ -294,6 +304,17 @@ export class Store {
     this.catalog = new Catalog(sqlite);
     this.order = versionOrder((id) => this.catalog.nodeName(id));
     this.recountChunks();
+    this.compactor = new Compactor({
+      sqlite,
+      order: this.order,
+      chunkPoints: this.engine.chunkPoints,
+      fieldType: (id) => this.catalog.fieldsById.get(id)?.type,
+      insertChunk: (seriesId, fieldId, c) => this.insertChunk(seriesId, fieldId, c),
+      chunksDeleted: (n) => {
+        this.chunkCount -= n;
+      },
+    });
+    this.compactor.loadCandidates();
     const tombRows = sqlite
       .prepare("SELECT db, measurement, series_key, start_time, end_time, hlc, origin_id FROM tombstones ORDER BY id")
       .safeIntegers(true)
@@ -393,6 +414,7 @@ export class Store {
       hotValues: this.hotValues,
       chunksWritten: this.chunksWritten,
       chunks: this.chunkCount,
+      chunksCompacted: this.compactor.rewritten,
     };
   }
 
@@ -502,7 +524,7 @@ export class Store {
   // ---- writer ----
 
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.closed) return;
     this.scheduled = true;
     // setImmediate lets every request whose body is already here enqueue first, so one
     // commit (one fsync) serves all of them.
@@ -511,12 +533,43 @@ export class Store {
 
   private turn(): void {
     this.scheduled = false;
+    if (this.closed) return;
     if (this.queue.length > 0) this.commitGroup(this.queue.splice(0));
     if (this.flushWanted()) {
       const overCap = this.hotValues * BYTES_PER_HOT_VALUE > this.engine.hotMemoryBytes;
       this.flushStep(overCap ? FLUSH_STEP_OVER_CAP_MS : FLUSH_STEP_MS, false);
     }
-    if (this.queue.length > 0 || this.flushWanted()) this.schedule();
+    // Compaction only uses time the writer would otherwise spend idle.
+    if (this.queue.length === 0 && !this.flushWanted() && this.compactor.hasWork()) this.compactStep(COMPACT_STEP_MS);
+    if (this.queue.length > 0 || this.flushWanted() || this.compactor.hasWork()) this.schedule();
+  }
+
+  /** Runs compaction for up to `budgetMs` in one transaction (old or new chunks, never both). */
+  compactStep(budgetMs: number): void {
+    if (this.closed) return;
+    const started = performance.now();
+    let done: string[];
+    this.stmts.begin.run();
+    try {
+      done = this.compactor.step(budgetMs);
+      this.stmts.commit.run();
+    } catch (e) {
+      try {
+        this.stmts.rollback.run();
+      } catch {
+        // already rolled back
+      }
+      this.recountChunks();
+      this.log.error("compaction failed", { error: String(e) });
+      return;
+    }
+    this.compactor.settle(done);
+    this.observe.compaction?.((performance.now() - started) / 1000);
+  }
+
+  /** Compacts everything pending now (tests and tools). */
+  compactAll(): void {
+    while (this.compactor.hasWork()) this.compactStep(Number.POSITIVE_INFINITY);
   }
 
   private commitGroup(group: Pending[]): void {
@@ -881,6 +934,8 @@ export class Store {
         const field = known ?? this.catalog.createField(m, r.field, r.type);
         const series = db.series.get(r.seriesKey) ?? this.catalog.createSeries(db, m, r.seriesKey);
         this.insertChunk(series.id, field.id, encodeChunk(run, r.type));
+        // Backfilled data usually overlaps what is here already.
+        this.compactor.mark(series.id, field.id);
         stored += run.times.length;
       }
       if (done !== undefined) {
@@ -1220,6 +1275,7 @@ export class Store {
     }
     this.maybeVacuum();
     this.observe.flush?.((performance.now() - started) / 1000);
+    if (this.compactor.hasWork()) this.schedule();
   }
 
   private writeChunk(b: HotBuffer): void {
@@ -1227,6 +1283,8 @@ export class Store {
     const run = b.hasDuplicates ? mergeRuns([b.snapshot()], b.type, this.order) : b.snapshot();
     const c = encodeChunk(run, b.type);
     this.insertChunk(b.series.id, b.field.id, c);
+    // A chunk flushed early (memory cap, age, shutdown) is worth merging with its neighbours.
+    if (c.count < this.engine.chunkPoints) this.compactor.mark(b.series.id, b.field.id);
     this.chunksWritten++;
   }
 
@@ -1352,6 +1410,8 @@ export class Store {
       replayed++;
     }
     this.lastSeq = Math.max(this.lastSeq, Number(scalar(this.stmts.maxSeq)), this.checkpointSeq);
+    // Leftover small chunks from an earlier run are compacted in idle time from the start.
+    if (this.compactor.hasWork()) this.schedule();
     if (replayed > 0) {
       this.log.info("replayed frames after the flush checkpoint", {
         frames: replayed,

@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_ENGINE } from "../config.ts";
+import { parseLines } from "../lineprotocol/parse.ts";
+import { Store } from "./store.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function open(dir?: string, chunkPoints = 10): { store: Store; dir: string } {
+  const d = dir ?? mkdtempSync(join(tmpdir(), "tsdb-compact-"));
+  if (dir === undefined) dirs.push(d);
+  return { store: Store.open({ dataDir: d, nodeId: "n", sync: "normal", engine: { ...DEFAULT_ENGINE, chunkPoints } }), dir: d };
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function write(store: Store, body: string): Promise<void> {
+  const { batch, errors } = parseLines(body, { precision: "ns", defaultTime: 0n });
+  expect(errors).toEqual([]);
+  await store.write({ db: "db", rp: "", precision: "ns", defaultTime: 0n, batch, autoCreate: true });
+}
+
+const all = (s: Store) => [...s.exportLines("db")].join("");
+
+describe("compaction", () => {
+  test("merges small chunks into full ones and changes no value", async () => {
+    const { store } = open();
+    for (let i = 0; i < 95; i += 3) {
+      await write(store, [i, i + 1, i + 2].map((t) => `m v=${t}i ${t}`).join("\n"));
+      store.flushAll(); // three values a chunk: far below the chunk size of ten
+    }
+    const before = all(store);
+    // It runs by itself whenever the writer is idle.
+    await until(() => store.stats().chunks === 10, "ten full chunks");
+    expect(store.stats().chunksCompacted).toBeGreaterThan(0);
+    expect(all(store)).toBe(before);
+    await store.close();
+  });
+
+  test("merges overlapping chunks keeping the newest write of each time", async () => {
+    const { store, dir } = open();
+    await write(store, "m v=1 1\nm v=1 2\nm v=1 3\nm v=1 4");
+    store.flushAll();
+    await write(store, "m v=2 2\nm v=2 4\nm v=2 6"); // overwrites 2 and 4, adds 6
+    store.flushAll();
+    await write(store, "m v=3 4");
+    store.flushAll();
+    const expected = "m v=1 1\nm v=2 2\nm v=1 3\nm v=3 4\nm v=2 6\n";
+    expect(all(store)).toBe(expected);
+    store.compactAll();
+    expect(all(store)).toBe(expected);
+    expect(store.stats().chunks).toBe(1);
+    await store.close();
+    const again = open(dir).store;
+    expect(all(again)).toBe(expected);
+    expect(again.stats().chunks).toBe(1);
+    await again.close();
+  });
+
+  test("after a restart, merges what an earlier run left small, without any write", async () => {
+    const { store, dir } = open();
+    for (let t = 0; t < 40; t++) await write(store, `m v=${t} ${t}`);
+    store.flushAll();
+    store.compactAll();
+    expect(store.stats().chunks).toBe(4); // full for a chunk size of ten
+    const expected = all(store);
+    await store.close();
+    // Reopened with a chunk size of a hundred, the four chunks are now small.
+    const again = open(dir, 100).store;
+    await until(() => again.stats().chunks === 1, "one chunk");
+    expect(all(again)).toBe(expected);
+    await again.close();
+  });
+});

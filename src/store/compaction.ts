@@ -1,0 +1,164 @@
+/**
+ * Compaction: rewrites the chunks of one series and field that overlap (late or re-sent data)
+ * or are too small to compress well (flushed early under memory pressure) into full,
+ * time-ordered chunks holding one value per timestamp (the newest version, the same rule
+ * reads apply). The caller runs each step inside one transaction, so a crash at any moment
+ * leaves either the old chunks or the new ones, never both and never neither.
+ */
+import type { FieldType } from "../lineprotocol/types.ts";
+import { decodeChunk, encodeChunk, type ChunkColumns } from "./chunk.ts";
+import { mergeRuns, sliceIndex, type Run, type VersionOrder } from "./run.ts";
+import type { Sqlite } from "./sqlite.ts";
+
+/** What compaction needs from the store. */
+export interface CompactionHost {
+  readonly sqlite: Sqlite;
+  readonly order: VersionOrder;
+  readonly chunkPoints: number;
+  fieldType(fieldId: number): FieldType | undefined;
+  insertChunk(seriesId: number, fieldId: number, c: ChunkColumns): void;
+  /** Called with the number of chunk rows deleted. */
+  chunksDeleted(n: number): void;
+}
+
+/** At most this many chunks, and this many full chunks' worth of values, are merged in one go. */
+const MAX_GROUP = 64;
+const MAX_GROUP_VALUES = 8;
+
+interface ChunkMeta {
+  readonly id: number;
+  readonly min: bigint;
+  readonly max: bigint;
+  readonly count: number;
+}
+
+export class Compactor {
+  /** Series/field pairs that may need compaction, as "seriesId:fieldId". */
+  private readonly pending = new Set<string>();
+  private readonly listChunks;
+  private readonly readChunk;
+  private readonly deleteChunk;
+  /** Chunks rewritten and written since start (for stats). */
+  rewritten = 0;
+  written = 0;
+
+  constructor(private readonly host: CompactionHost) {
+    const db = host.sqlite;
+    this.listChunks = db
+      .prepare("SELECT id, min_time, max_time, count FROM chunks WHERE series_id = ? AND field_id = ? ORDER BY min_time, id")
+      .safeIntegers(true)
+      .raw();
+    this.readChunk = db.prepare("SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE id = ?").raw();
+    this.deleteChunk = db.prepare("DELETE FROM chunks WHERE id = ?");
+  }
+
+  /** Finds pairs left with small chunks by an earlier run (at open). */
+  loadCandidates(): void {
+    const rows = this.host.sqlite
+      .prepare("SELECT series_id, field_id FROM chunks GROUP BY series_id, field_id HAVING COUNT(*) > 1 AND MIN(count) < ?")
+      .raw()
+      .all([this.host.chunkPoints]) as Array<[number, number]>;
+    for (const [s, f] of rows) this.mark(s, f);
+  }
+
+  /** Notes that a series/field got a chunk that may overlap or be small. */
+  mark(seriesId: number, fieldId: number): void {
+    this.pending.add(`${seriesId}:${fieldId}`);
+  }
+
+  /** Forgets pairs of series that are gone (their chunks were deleted). */
+  forgetSeries(seriesId: number): void {
+    for (const key of this.pending) if (key.startsWith(`${seriesId}:`)) this.pending.delete(key);
+  }
+
+  hasWork(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /**
+   * Compacts pending pairs until `budgetMs` has passed (at least one pair). Must run inside a
+   * transaction; returns the pairs done, which the caller forgets only after its commit.
+   */
+  step(budgetMs: number): string[] {
+    const started = performance.now();
+    const done: string[] = [];
+    for (const key of this.pending) {
+      const colon = key.indexOf(":");
+      this.compactPair(Number(key.slice(0, colon)), Number(key.slice(colon + 1)));
+      done.push(key);
+      if (performance.now() - started >= budgetMs) break;
+    }
+    return done;
+  }
+
+  /** Removes pairs from the pending set (after the transaction that compacted them committed). */
+  settle(done: readonly string[]): void {
+    for (const key of done) this.pending.delete(key);
+  }
+
+  private compactPair(seriesId: number, fieldId: number): void {
+    const type = this.host.fieldType(fieldId);
+    if (type === undefined) return;
+    const metas = (this.listChunks.all([seriesId, fieldId]) as Array<[bigint, bigint, bigint, bigint]>).map(
+      ([id, min, max, count]): ChunkMeta => ({ id: Number(id), min, max, count: Number(count) }),
+    );
+    for (const group of this.groups(metas)) this.merge(seriesId, fieldId, type, group);
+  }
+
+  /**
+   * Groups chunks (ordered by start) worth merging: a chunk that overlaps the group's range
+   * must join it; a neighbour joins while it or the group's last chunk is small, up to a
+   * bounded size. A group is merged only when it overlaps or when re-splitting it into full
+   * chunks leaves fewer chunks than it has.
+   */
+  private groups(metas: readonly ChunkMeta[]): ChunkMeta[][] {
+    const full = this.host.chunkPoints;
+    const out: ChunkMeta[][] = [];
+    let group: ChunkMeta[] = [];
+    let max = 0n;
+    let count = 0;
+    let overlapped = false;
+    const close = () => {
+      if (group.length > 1 && (overlapped || Math.ceil(count / full) < group.length)) out.push(group);
+    };
+    for (const m of metas) {
+      const last = group[group.length - 1];
+      const overlaps = last !== undefined && m.min <= max;
+      const small = last !== undefined && (last.count < full || m.count < full) && count + m.count <= MAX_GROUP_VALUES * full;
+      if (last !== undefined && (overlaps || small) && group.length < MAX_GROUP) {
+        group.push(m);
+        if (m.max > max) max = m.max;
+        count += m.count;
+        overlapped ||= overlaps;
+      } else {
+        close();
+        group = [m];
+        max = m.max;
+        count = m.count;
+        overlapped = false;
+      }
+    }
+    close();
+    return out;
+  }
+
+  private merge(seriesId: number, fieldId: number, type: FieldType, group: readonly ChunkMeta[]): void {
+    const runs: Run[] = [];
+    for (const m of group) {
+      const row = this.readChunk.get([m.id]) as [Uint8Array, Uint8Array, Uint8Array, number | null, Uint8Array | null];
+      runs.push(decodeChunk({ times: row[0], vals: row[1], hlcs: row[2], originId: row[3], origins: row[4] }, type));
+    }
+    // Sorted by start, runs may still overlap; mergeRuns keeps the newest version per time.
+    const merged = mergeRuns(runs, type, this.host.order);
+    const n = merged.times.length;
+    for (let from = 0; from < n; from += this.host.chunkPoints) {
+      const part = sliceIndex(merged, from, Math.min(n, from + this.host.chunkPoints));
+      this.host.insertChunk(seriesId, fieldId, encodeChunk(part, type));
+      this.written++;
+    }
+    let deleted = 0;
+    for (const m of group) deleted += this.deleteChunk.run([m.id]).changes;
+    this.host.chunksDeleted(deleted);
+    this.rewritten += group.length;
+  }
+}
