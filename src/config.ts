@@ -41,6 +41,8 @@ export interface EngineConfig {
   readonly frameRetentionMs: number;
   /** At most this many bytes of own frames are kept for the twin. */
   readonly frameRetentionBytes: number;
+  /** How long databases keep data unless CREATE DATABASE ... WITH DURATION says (0: forever). */
+  readonly retentionMs: number;
 }
 
 export const DEFAULT_LISTEN = "0.0.0.0:8086";
@@ -62,6 +64,7 @@ export const DEFAULT_ENGINE: EngineConfig = {
   hotMemoryBytes: DEFAULT_HOT_MEMORY_BYTES,
   frameRetentionMs: 0,
   frameRetentionBytes: 0,
+  retentionMs: 0,
 };
 
 /** What the CLI hands over: every value optional and still a string where it came from text. */
@@ -81,6 +84,7 @@ export interface ServeInput {
   maxSelectPoints?: string | number;
   maxSelectSeries?: string | number;
   chunkPoints?: string | number;
+  retention?: string;
   flushAge?: string;
   hotMemory?: string | number;
 }
@@ -122,6 +126,7 @@ export function resolveServeConfig(input: ServeInput, defaults: { hostname: stri
       // Frames are kept for the twin only when there is one.
       frameRetentionMs: peers.length === 0 ? 0 : retentionMs,
       frameRetentionBytes: peers.length === 0 ? 0 : retentionBytes,
+      retentionMs: input.retention === undefined || input.retention === "0" || input.retention === "inf" ? 0 : parseDuration(input.retention, "--retention"),
     },
   };
 }

@@ -34,6 +34,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     },
   });
   const startedAt = Date.now();
+  store.startRetention();
   const app = createApp({
     store,
     version: VERSION,

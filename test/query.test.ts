@@ -179,6 +179,17 @@ describe("tsdb-pair query", () => {
   });
 });
 
+describe("retention through InfluxQL", () => {
+  test("CREATE DATABASE WITH DURATION shows in SHOW RETENTION POLICIES as InfluxDB prints it", async () => {
+    const make = await get({ q: "CREATE DATABASE kept WITH DURATION 30d" });
+    expect(make.status).toBe(200);
+    const show = await get({ q: "SHOW RETENTION POLICIES ON kept" });
+    expect(JSON.parse(show.text).results[0].series[0].values).toEqual([["autogen", "720h0m0s", "24h0m0s", 1, true]]);
+    const plain = await get({ q: "SHOW RETENTION POLICIES ON db" });
+    expect(JSON.parse(plain.text).results[0].series[0].values).toEqual([["autogen", "0s", "168h0m0s", 1, true]]);
+  });
+});
+
 describe("a real server process", () => {
   let node: NodeProcess | undefined;
 

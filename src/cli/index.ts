@@ -64,6 +64,7 @@ export function serveInput(args: Record<string, unknown>, env: NodeJS.ProcessEnv
     maxSelectPoints: pick(args, "max-select-points", env),
     maxSelectSeries: pick(args, "max-select-series", env),
     chunkPoints: pick(args, "chunk-points", env),
+    retention: pick(args, "retention", env),
     flushAge: pick(args, "flush-age", env),
     hotMemory: pick(args, "hot-memory", env),
   };
@@ -122,6 +123,7 @@ const serveArgs = {
   "wal-max-bytes": { type: "string", description: "Keep at most this much frame log for the twin (default 1GiB)" },
   "max-select-points": { type: "string", description: "Refuse a SELECT that would read more points (default 10000000)" },
   "max-select-series": { type: "string", description: "Refuse a SELECT that would return more series (default 100000)" },
+  retention: { type: "string", description: "Keep data this long in databases created without a duration, e.g. 30d (default: forever)" },
   "chunk-points": { type: "string", description: "Values per compressed chunk (default 1000)" },
   "flush-age": { type: "string", description: "Flush buffered values older than this into chunks (default 10m)" },
   "hot-memory": { type: "string", description: "Memory for buffered values before early flushes (default 64MiB)" },

@@ -74,6 +74,7 @@ const KEYS: Record<string, KeySpec> = {
   "max-select-points": { field: "maxSelectPoints", kind: "count" },
   "max-select-series": { field: "maxSelectSeries", kind: "count" },
   "chunk-points": { field: "chunkPoints", kind: "count" },
+  retention: { field: "retention", kind: "string", check: (v) => void (v === "0" || v === "inf" || parseDuration(v, "retention")) },
   "flush-age": { field: "flushAge", kind: "string", check: (v) => void parseDuration(v, "flush-age") },
   "hot-memory": { field: "hotMemory", kind: "size", check: (v) => void parseSize(v, "hot-memory") },
 };

@@ -30,7 +30,9 @@ export interface QueryStore {
   databases(): string[];
   database(name: string): DbEntry | undefined;
   readRun(series: SeriesEntry, field: FieldEntry, lo: bigint, hi: bigint): Run;
-  createDatabase(name: string): Promise<void>;
+  createDatabase(name: string, durationNs?: bigint): Promise<void>;
+  /** How long a database keeps data, in ns (0: forever). */
+  retentionOf(db: DbEntry): bigint;
   dropDatabase(name: string): Promise<void>;
   dropMeasurement(db: string, measurement: string): Promise<void>;
   deleteSeries(db: string, target: DeleteTarget): Promise<number>;

@@ -88,9 +88,10 @@ export async function executeShow(stmt: Statement, ctx: ExecContext): Promise<Re
     case "show_databases":
       return [table(["name"], ctx.store.databases().map((n) => [n]), "databases")];
     case "show_retention_policies": {
-      showDb(ctx, stmt.db);
-      // Only InfluxDB's default policy exists: infinite duration, 7-day shard groups.
-      return [table(["name", "duration", "shardGroupDuration", "replicaN", "default"], [["autogen", "0s", "168h0m0s", 1n, true]])];
+      const db = showDb(ctx, stmt.db);
+      // One policy per database, InfluxDB's default `autogen`, with the database's retention.
+      const duration = ctx.store.retentionOf(db);
+      return [table(["name", "duration", "shardGroupDuration", "replicaN", "default"], [["autogen", goDuration(duration), shardGroupFor(duration), 1n, true]])];
     }
     case "show_measurements":
       return showMeasurements(stmt, ctx);
@@ -279,15 +280,14 @@ function perMeasurement(ms: MeasurementEntry[], count: (m: MeasurementEntry) => 
 // ---- schema changes ----
 
 /**
- * CREATE/DROP DATABASE, DROP MEASUREMENT, DROP SERIES and DELETE. The retention duration of
- * CREATE DATABASE ... WITH DURATION is accepted but not applied yet: only the default,
- * infinite `autogen` policy exists.
+ * CREATE/DROP DATABASE, DROP MEASUREMENT, DROP SERIES and DELETE. CREATE DATABASE ... WITH
+ * DURATION sets how long the database keeps data (its `autogen` policy).
  */
 export async function executeChange(stmt: Statement, ctx: ExecContext): Promise<ResultSeries[]> {
   switch (stmt.kind) {
     case "create_database":
       if (stmt.name === "") throw new TsdbError("bad_request", "database name required");
-      await ctx.store.createDatabase(stmt.name);
+      await ctx.store.createDatabase(stmt.name, stmt.duration ?? undefined);
       return [];
     case "drop_database":
       // Dropping a database that does not exist succeeds, as in InfluxDB.
@@ -354,4 +354,24 @@ async function deleteValues(stmt: DropSeriesStatement | DeleteStatement, ctx: Ex
   if (bounds.lo !== null) target.start = bounds.lo;
   if (bounds.hi !== null) target.end = bounds.hi;
   await ctx.store.deleteSeries(db.name, target);
+}
+
+/** A duration as InfluxDB prints it (Go's time.Duration form): `0s`, `720h0m0s`, `1h30m0s`. */
+export function goDuration(ns: bigint): string {
+  if (ns <= 0n) return "0s";
+  const h = ns / 3_600_000_000_000n;
+  const m = (ns / 60_000_000_000n) % 60n;
+  const sNs = ns % 60_000_000_000n;
+  const s = sNs % 1_000_000_000n === 0n ? String(sNs / 1_000_000_000n) : (Number(sNs) / 1e9).toString();
+  if (h > 0n) return `${h}h${m}m${s}s`;
+  if (m > 0n) return `${m}m${s}s`;
+  return `${s}s`;
+}
+
+/** InfluxDB's default shard group duration for a retention: 1h under 2 days, 1d up to 6 months, else 7d. */
+function shardGroupFor(ns: bigint): string {
+  const day = 86_400_000_000_000n;
+  if (ns > 0n && ns < 2n * day) return "1h0m0s";
+  if (ns > 0n && ns <= 180n * day) return "24h0m0s";
+  return "168h0m0s";
 }

@@ -50,6 +50,9 @@ export class SeriesEntry {
 export class DbEntry {
   readonly measurements = new Map<string, MeasurementEntry>();
   readonly series = new Map<string, SeriesEntry>();
+  /** Retention in ns (0 = forever), or null for the node's default; and the version that set it. */
+  retentionNs: bigint | null = null;
+  retentionHlc = 0n;
   constructor(
     readonly id: number,
     readonly name: string,
@@ -98,8 +101,13 @@ export class Catalog {
 
   private load(): void {
     const byId = new Map<number, DbEntry>();
-    for (const row of this.sqlite.prepare("SELECT id, name FROM databases").all() as Array<{ id: number; name: string }>) {
-      const db = new DbEntry(row.id, row.name);
+    const dbRows = this.sqlite.prepare("SELECT id, name, retention_ns, retention_hlc FROM databases").safeIntegers(true).raw().all() as Array<
+      [bigint, string, bigint | null, bigint | null]
+    >;
+    for (const [id, name, retentionNs, retentionHlc] of dbRows) {
+      const db = new DbEntry(Number(id), name);
+      db.retentionNs = retentionNs;
+      db.retentionHlc = retentionHlc ?? 0n;
       this.dbs.set(db.name, db);
       byId.set(db.id, db);
     }

@@ -52,4 +52,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE tombstones (id INTEGER PRIMARY KEY, db TEXT NOT NULL, measurement TEXT, series_key TEXT, start_time INTEGER NOT NULL, end_time INTEGER NOT NULL, hlc INTEGER NOT NULL, origin_id INTEGER NOT NULL)`,
     ],
   },
+  {
+    hash: "0004_retention",
+    folderMillis: 1_795_000_000_003,
+    bps: true,
+    sql: [
+      // Per-database retention (ns, 0 = keep forever; NULL = the node's --retention), and the
+      // version of the CREATE DATABASE that set it, so concurrent changes converge.
+      `ALTER TABLE databases ADD COLUMN retention_ns INTEGER`,
+      `ALTER TABLE databases ADD COLUMN retention_hlc INTEGER`,
+    ],
+  },
 ];

@@ -13,6 +13,10 @@ export const meta = sqliteTable("meta", {
 export const databases = sqliteTable("databases", {
   id: integer("id").primaryKey(),
   name: text("name").notNull().unique(),
+  /** Retention in ns (0 = forever); null = the node's --retention. */
+  retentionNs: integer("retention_ns"),
+  /** Version of the CREATE DATABASE that set the retention. */
+  retentionHlc: integer("retention_hlc"),
 });
 
 /** Node ids that have written values here (own and twin), so versions store a small number. */

@@ -29,7 +29,7 @@ import { Catalog, type DbEntry, type FieldEntry, type MeasurementEntry, type Ser
 import { decodeChunk, encodeChunk, type ChunkColumns } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
 import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
-import { compactOrigins, mergeRuns, newValues, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
+import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
 import { openDb, type Sqlite } from "./sqlite.ts";
 
 export const STORE_FILE = "tsdb.db";
@@ -41,6 +41,9 @@ const KNOWN_RPS = new Set(["", "autogen"]);
 const FLUSH_STEP_MS = 25;
 /** The same while hot buffers are over their memory cap: flushing then outranks ingest. */
 const FLUSH_STEP_OVER_CAP_MS = 250;
+const MINUTE_NS = 60_000_000_000n;
+/** How often expired data is removed. */
+const RETENTION_EVERY_MS = 60_000;
 /** How long one compaction step may hold the writer (only when it is otherwise idle). */
 const COMPACT_STEP_MS = 20;
 /** How often the frame log is trimmed when frames are kept for a twin. */
@@ -239,6 +242,7 @@ export class Store {
   private closed = false;
   private lastAgeScan = 0;
   private lastTrim = 0;
+  private retentionTimer: ReturnType<typeof setInterval> | null = null;
   private readonly stmts;
 
   private constructor(
@@ -265,6 +269,13 @@ export class Store {
       framesAfter: sqlite.prepare("SELECT seq, bytes FROM frames WHERE seq > ? ORDER BY seq").raw(),
       maxSeq: sqlite.prepare("SELECT COALESCE(MAX(seq), 0) FROM frames").raw(),
       trimFrames: sqlite.prepare("DELETE FROM frames WHERE seq <= ?"),
+      chunkById: sqlite.prepare("SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE id = ?").raw(),
+      deleteChunk: sqlite.prepare("DELETE FROM chunks WHERE id = ?"),
+      setRetention: sqlite.prepare("UPDATE databases SET retention_ns = ?, retention_hlc = ? WHERE id = ?"),
+      dropExpiredChunks: sqlite.prepare("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ?) AND max_time < ?"),
+      straddlingChunks: sqlite
+        .prepare("SELECT id, series_id, field_id FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ?) AND min_time < ? AND max_time >= ?")
+        .raw(),
       trimTwinFrames: sqlite.prepare("DELETE FROM frames WHERE seq <= ? AND origin_id != ?"),
       trimOwnFramesBefore: sqlite.prepare("DELETE FROM frames WHERE seq <= ? AND origin_id = ? AND hlc < ?"),
       trimOwnFramesUpTo: sqlite.prepare("DELETE FROM frames WHERE seq <= ? AND origin_id = ? AND lsn <= ?"),
@@ -358,10 +369,74 @@ export class Store {
     });
   }
 
-  /** Creates a database if it does not exist (CREATE DATABASE). */
-  async createDatabase(name: string): Promise<void> {
+  /**
+   * Creates a database if it does not exist (CREATE DATABASE); with a duration (ns, 0 =
+   * forever), also sets how long its data is kept.
+   */
+  async createDatabase(name: string, durationNs?: bigint): Promise<void> {
     if (name === "") throw new TsdbError("bad_request", "database name required");
-    await this.schemaChange(() => (this.catalog.dbs.has(name) ? null : { kind: "create_db", db: name }));
+    await this.schemaChange(() => {
+      const db = this.catalog.dbs.get(name);
+      if (durationNs === undefined) return db === undefined ? { kind: "create_db", db: name } : null;
+      return db?.retentionNs === durationNs ? null : { kind: "create_db", db: name, durationNs };
+    });
+  }
+
+  /** How long a database keeps data, in ns (0: forever). */
+  retentionOf(db: DbEntry): bigint {
+    return db.retentionNs ?? BigInt(this.engine.retentionMs) * 1_000_000n;
+  }
+
+  /**
+   * Removes data older than each database's retention: whole chunks, the old part of chunks
+   * that straddle the cutoff, and old buffered values. The cutoff is floored to the minute so
+   * both twins, each running this on its own clock, cut at the same place. Returns the chunks
+   * removed and rewritten.
+   */
+  enforceRetention(): Promise<{ dropped: number; trimmed: number }> {
+    return this.task(() => {
+      let dropped = 0;
+      let trimmed = 0;
+      const nowNs = BigInt(this.nowMs()) * 1_000_000n;
+      for (const db of this.catalog.dbs.values()) {
+        const keep = this.retentionOf(db);
+        if (keep <= 0n) continue;
+        const raw = nowNs - keep;
+        const cutoff = raw - (((raw % MINUTE_NS) + MINUTE_NS) % MINUTE_NS);
+        dropped += this.stmts.dropExpiredChunks.run([db.id, cutoff]).changes;
+        for (const [id, seriesId, fieldId] of this.stmts.straddlingChunks.all([db.id, cutoff, cutoff]) as Array<[number, number, number]>) {
+          const field = this.catalog.fieldsById.get(fieldId);
+          if (field === undefined) continue;
+          this.trimChunk(id, seriesId, field, (t) => t >= cutoff);
+          trimmed++;
+        }
+        for (const series of db.series.values()) {
+          for (const b of series.buffers.values()) {
+            this.hotValues -= b.retain((t) => t >= cutoff);
+            if (b.length === 0) {
+              this.live.delete(b);
+              this.full.delete(b);
+            }
+          }
+        }
+      }
+      this.chunkCount -= dropped;
+      if (dropped + trimmed > 0) this.log.info("retention removed expired data", { chunks_dropped: dropped, chunks_trimmed: trimmed });
+      return { frames: [], result: { dropped, trimmed } };
+    });
+  }
+
+  /** Starts enforcing retention every minute (and once now). */
+  startRetention(): void {
+    if (this.retentionTimer !== null) return;
+    const run = () =>
+      this.enforceRetention().then(
+        () => this.maybeVacuum(),
+        (e) => this.log.error("retention failed", { error: String(e) }),
+      );
+    this.retentionTimer = setInterval(run, RETENTION_EVERY_MS);
+    (this.retentionTimer as { unref?: () => void }).unref?.();
+    void run();
   }
 
   /** Removes a database and all its data (DROP DATABASE); unknown names are not an error. */
@@ -509,6 +584,7 @@ export class Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
     while (this.queue.length > 0) this.commitGroup(this.queue.splice(0));
     this.flushAll();
     try {
@@ -1030,9 +1106,17 @@ export class Store {
   private applySchemaToTables(frame: Frame, op: SchemaOp): number {
     this.recordTombstones(frame, op);
     switch (op.kind) {
-      case "create_db":
-        if (!this.catalog.dbs.has(op.db)) this.catalog.createDb(op.db);
+      case "create_db": {
+        const db = this.catalog.dbs.get(op.db) ?? this.catalog.createDb(op.db);
+        // A duration set by a newer CREATE DATABASE wins, on both twins.
+        const hlc = BigInt(frame.hlc);
+        if (op.durationNs !== undefined && hlc > db.retentionHlc) {
+          this.stmts.setRetention.run([op.durationNs, hlc, db.id]);
+          db.retentionNs = op.durationNs;
+          db.retentionHlc = hlc;
+        }
         return 1;
+      }
       case "drop_db": {
         const db = this.catalog.dbs.get(op.db);
         if (db === undefined) return 0;
@@ -1111,6 +1195,17 @@ export class Store {
       if (this.order(hlc, origin, t.hlc, t.origin) < 0) return true;
     }
     return false;
+  }
+
+  /** Rewrites one chunk keeping only the values `keep` accepts (removes it when none is left). */
+  private trimChunk(id: number, seriesId: number, field: FieldEntry, keep: (t: bigint) => boolean): void {
+    const row = this.stmts.chunkById.get([id]) as [Uint8Array, Uint8Array, Uint8Array, number | null, Uint8Array | null] | undefined;
+    if (row === undefined) return;
+    const run = decodeChunk({ times: row[0], vals: row[1], hlcs: row[2], originId: row[3], origins: row[4] }, field.type);
+    const kept: number[] = [];
+    for (let i = 0; i < run.times.length; i++) if (keep(run.times[i]!)) kept.push(i);
+    this.chunkCount -= this.stmts.deleteChunk.run([id]).changes;
+    if (kept.length > 0) this.insertChunk(seriesId, field.id, encodeChunk(pickRun(run, kept, field.type), field.type));
   }
 
   /** Rewrites the chunks of a series that overlap [start, end] without the deleted values; returns the values left in all its chunks. */
@@ -1281,11 +1376,15 @@ export class Store {
   private writeChunk(b: HotBuffer): void {
     // Buffers are kept in time order; only repeated timestamps need the version merge.
     const run = b.hasDuplicates ? mergeRuns([b.snapshot()], b.type, this.order) : b.snapshot();
-    const c = encodeChunk(run, b.type);
-    this.insertChunk(b.series.id, b.field.id, c);
-    // A chunk flushed early (memory cap, age, shutdown) is worth merging with its neighbours.
-    if (c.count < this.engine.chunkPoints) this.compactor.mark(b.series.id, b.field.id);
-    this.chunksWritten++;
+    // A buffer that grew past the chunk size while waiting becomes several full chunks.
+    const size = this.engine.chunkPoints;
+    for (let from = 0; from < run.times.length; from += size) {
+      const c = encodeChunk(sliceIndex(run, from, Math.min(run.times.length, from + size)), b.type);
+      this.insertChunk(b.series.id, b.field.id, c);
+      // A chunk flushed early (memory cap, age, shutdown) is worth merging with its neighbours.
+      if (c.count < size) this.compactor.mark(b.series.id, b.field.id);
+      this.chunksWritten++;
+    }
   }
 
   /**

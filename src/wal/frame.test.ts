@@ -84,3 +84,8 @@ describe("schema frames", () => {
     });
   }
 });
+
+test("a create frame keeps its retention duration", () => {
+  const f: Frame = { origin: "a", lsn: 3, hlc: 4, op: { kind: "create_db", db: "x", durationNs: 3_600_000_000_000n } };
+  expect(decodeFrame(encodeFrame(f))).toEqual(f);
+});

@@ -29,6 +29,8 @@ export interface WriteOp {
 export interface CreateDatabaseOp {
   readonly kind: "create_db";
   readonly db: string;
+  /** CREATE DATABASE ... WITH DURATION, in ns (0 = forever); absent = the node's default. */
+  readonly durationNs?: bigint;
 }
 
 export interface DropDatabaseOp {
@@ -157,7 +159,11 @@ function parseSchemaOp(json: string, kind: SchemaOp["kind"], fail: (why: string)
   const str = (k: string): string => (typeof o[k] === "string" ? (o[k] as string) : fail(`schema op lacks ${k}`));
   if (o.kind !== kind) fail(`schema op kind ${String(o.kind)} does not match frame kind ${kind}`);
   switch (kind) {
-    case "create_db":
+    case "create_db": {
+      if (o.durationNs === undefined) return { kind, db: str("db") };
+      const d = str("durationNs");
+      return { kind, db: str("db"), durationNs: /^\d+$/.test(d) ? BigInt(d) : fail("create_db has a bad durationNs") };
+    }
     case "drop_db":
       return { kind, db: str("db") };
     case "drop_measurement":
