@@ -16,7 +16,9 @@ import {
   encodeStrings,
   encodeTimes,
   encodeUints,
+  FORMAT,
 } from "../codec/index.ts";
+import { TsdbError } from "../errors.ts";
 import type { FieldType } from "../lineprotocol/types.ts";
 import type { Run, Values } from "./run.ts";
 
@@ -48,8 +50,7 @@ export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
     count: n,
     times: encodeTimes(run.times),
     vals: encodeValues(run.values, type),
-    // Clocks rise roughly steadily, like timestamps: delta-of-delta packs them best.
-    hlcs: encodeTimes(run.hlcs),
+    hlcs: encodeVersions(run.hlcs),
     originId,
     origins,
     maxHlc,
@@ -61,7 +62,7 @@ export function decodeChunk(c: Pick<ChunkColumns, "times" | "vals" | "hlcs" | "o
   return {
     times: decodeTimes(c.times),
     values: decodeValues(c.vals, type),
-    hlcs: decodeTimes(c.hlcs),
+    hlcs: decodeVersions(c.hlcs),
     origins: c.origins === null ? (c.originId ?? 0) : Uint16Array.from(decodeInts(c.origins), (o) => Number(o)),
   };
 }
@@ -94,4 +95,58 @@ function decodeValues(buf: Uint8Array, type: FieldType): Values {
     case "string":
       return decodeStrings(buf);
   }
+}
+
+/** Version columns: the clocks as they are, or a list of the distinct ones plus an index per value. */
+const VERSIONS_PLAIN = 0;
+const VERSIONS_DICT = 1;
+
+/**
+ * Encodes the version clocks of a chunk. One request (one frame, one clock) usually puts
+ * several values into a series, so a chunk holds far fewer distinct clocks than values: the
+ * distinct clocks once (delta-of-delta) and a small rising index per value are then cheaper
+ * than a clock per value. Whichever is smaller is kept; the first byte says which.
+ */
+export function encodeVersions(hlcs: BigInt64Array): Uint8Array {
+  const plain = encodeTimes(hlcs);
+  const n = hlcs.length;
+  const distinct = [...new Set(hlcs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (distinct.length * 2 > n) return tagged(VERSIONS_PLAIN, plain);
+  const slot = new Map<bigint, number>();
+  distinct.forEach((h, i) => slot.set(h, i));
+  const index = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) index[i] = BigInt(slot.get(hlcs[i]!)!);
+  const dict = encodeTimes(BigInt64Array.from(distinct));
+  const idx = encodeInts(index);
+  if (4 + dict.length + idx.length >= plain.length) return tagged(VERSIONS_PLAIN, plain);
+  const out = new Uint8Array(1 + 4 + dict.length + idx.length);
+  out[0] = VERSIONS_DICT;
+  new DataView(out.buffer).setUint32(1, dict.length, true);
+  out.set(dict, 5);
+  out.set(idx, 5 + dict.length);
+  return out;
+}
+
+export function decodeVersions(buf: Uint8Array): BigInt64Array {
+  if (buf[0] === VERSIONS_PLAIN) return decodeTimes(buf.subarray(1));
+  // Chunks written before versions had a format byte hold a bare time column.
+  if (buf[0] === FORMAT.TIME_RAW || buf[0] === FORMAT.TIME_DOD) return decodeTimes(buf);
+  if (buf[0] !== VERSIONS_DICT || buf.length < 5) throw new TsdbError("internal", `unknown version column format ${buf[0]}`);
+  const dictLength = new DataView(buf.buffer, buf.byteOffset + 1, 4).getUint32(0, true);
+  const dict = decodeTimes(buf.subarray(5, 5 + dictLength));
+  const index = decodeInts(buf.subarray(5 + dictLength));
+  const out = new BigInt64Array(index.length);
+  for (let i = 0; i < index.length; i++) {
+    const h = dict[Number(index[i]!)];
+    if (h === undefined) throw new TsdbError("internal", "version column index out of range");
+    out[i] = h;
+  }
+  return out;
+}
+
+function tagged(tag: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + body.length);
+  out[0] = tag;
+  out.set(body, 1);
+  return out;
 }
