@@ -27,6 +27,10 @@ describe("serve configuration", () => {
     ["sizes with units", { maxBody: "64KiB" }, (c) => c.maxBodyBytes, 65536],
     ["sizes in MB", { maxBody: "25MB" }, (c) => c.maxBodyBytes, 25_000_000],
     ["sync normal", { sync: "normal" }, (c) => c.sync, "normal"],
+    ["a bare peer as https when this node serves TLS", { peer: "iotdb-2", peerSecret: "s", tlsCert: "/c.pem", tlsKey: "/k.pem" }, (c) => c.peers, ["https://iotdb-2:8086"]],
+    ["a bare peer as http without TLS", { peer: "iotdb-2", peerSecret: "s" }, (c) => c.peers, ["http://iotdb-2:8086"]],
+    ["an explicit http peer even with TLS", { peer: "http://iotdb-2:9000", peerSecret: "s", tlsCert: "/c.pem", tlsKey: "/k.pem" }, (c) => c.peers, ["http://iotdb-2:9000"]],
+    ["the TLS files as paths", { tlsCert: "/c.pem", tlsKey: "/k.pem", peerCa: "/ca.pem" }, (c) => [c.tlsCert, c.tlsKey, c.peerCa], ["/c.pem", "/k.pem", "/ca.pem"]],
   ];
   for (const [name, input, get, expected] of good) {
     test(`accepts ${name}`, () => expect(get(resolveServeConfig(input, host))).toEqual(expected));
@@ -39,6 +43,8 @@ describe("serve configuration", () => {
     ["a size that is not a size", { maxBody: "lots" }, 'invalid --max-body "lots"'],
     ["a zero size", { maxBody: "0" }, 'invalid --max-body "0"'],
     ["a node id with a space", { nodeId: "gw 1" }, 'invalid --node-id "gw 1"'],
+    ["a TLS certificate without its key", { tlsCert: "/c.pem" }, "--tls-cert needs --tls-key"],
+    ["a TLS key without its certificate", { tlsKey: "/k.pem" }, "--tls-key needs --tls-cert"],
   ];
   for (const [name, input, message] of bad) {
     test(`refuses ${name} with a message naming the value`, () => {

@@ -20,6 +20,14 @@ export interface ServeConfig {
   readonly peers: readonly string[];
   /** Shared secret of the pair; set whenever peers are. */
   readonly peerSecret: string | null;
+  /**
+   * PEM files of this node's certificate chain and key: the API and the peer link are served
+   * over HTTPS on the same port. Both set or both null (plain HTTP).
+   */
+  readonly tlsCert: string | null;
+  readonly tlsKey: string | null;
+  /** PEM file of the CA that signed the twin's certificate, trusted besides the default roots. */
+  readonly peerCa: string | null;
   /** Largest number of points one SELECT may read, and of series it may return. */
   readonly maxSelectPoints: number;
   readonly maxSelectSeries: number;
@@ -79,6 +87,10 @@ export interface ServeInput {
   /** `host[:port]` or URLs, comma-separated or repeated. */
   peer?: string | readonly string[];
   peerSecret?: string;
+  /** Paths of PEM files (read when the node starts, not here). */
+  tlsCert?: string;
+  tlsKey?: string;
+  peerCa?: string;
   walRetention?: string;
   walMaxBytes?: string | number;
   maxSelectPoints?: string | number;
@@ -99,7 +111,12 @@ export function resolveServeConfig(input: ServeInput, defaults: { hostname: stri
     throw new TsdbError("config", `invalid --sync ${JSON.stringify(sync)}: expected full, normal or off`);
   }
   const authToken = input.authToken === undefined || input.authToken === "" ? null : input.authToken;
-  const peers = parsePeers(input.peer, port);
+  const tlsCert = input.tlsCert === undefined || input.tlsCert === "" ? null : input.tlsCert;
+  const tlsKey = input.tlsKey === undefined || input.tlsKey === "" ? null : input.tlsKey;
+  if (tlsCert !== null && tlsKey === null) throw new TsdbError("config", "--tls-cert needs --tls-key: give both for HTTPS, or neither");
+  if (tlsCert === null && tlsKey !== null) throw new TsdbError("config", "--tls-key needs --tls-cert: give both for HTTPS, or neither");
+  // Both boxes are set up alike, so a twin given by bare host speaks what we speak.
+  const peers = parsePeers(input.peer, port, tlsCert === null ? "http" : "https");
   const peerSecret = input.peerSecret === undefined || input.peerSecret === "" ? null : input.peerSecret;
   if (peers.length > 0 && peerSecret === null) {
     throw new TsdbError("config", "--peer needs a shared secret: set --peer-secret, --peer-secret-file or TSDB_PAIR_PEER_SECRET on both nodes");
@@ -117,6 +134,9 @@ export function resolveServeConfig(input: ServeInput, defaults: { hostname: stri
     autoCreate: input.autoCreate ?? true,
     peers,
     peerSecret,
+    tlsCert,
+    tlsKey,
+    peerCa: input.peerCa === undefined || input.peerCa === "" ? null : input.peerCa,
     maxSelectPoints: input.maxSelectPoints === undefined ? DEFAULT_MAX_SELECT_POINTS : parseCount(input.maxSelectPoints, "--max-select-points"),
     maxSelectSeries: input.maxSelectSeries === undefined ? DEFAULT_MAX_SELECT_SERIES : parseCount(input.maxSelectSeries, "--max-select-series"),
     engine: {
@@ -138,12 +158,15 @@ export function parseCount(value: string | number, what: string): number {
   return n;
 }
 
-/** Turns `--peer` values into base URLs; a bare host gets our own port (both boxes listen alike). */
-export function parsePeers(value: string | readonly string[] | undefined, ownPort: number): string[] {
+/**
+ * Turns `--peer` values into base URLs; a bare host gets our own port and scheme (both boxes
+ * listen alike: https when --tls-cert is set).
+ */
+export function parsePeers(value: string | readonly string[] | undefined, ownPort: number, scheme: "http" | "https" = "http"): string[] {
   if (value === undefined) return [];
   const items = (typeof value === "string" ? [value] : value).flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
   return items.map((item) => {
-    const withScheme = /^https?:\/\//.test(item) ? item : `http://${item}`;
+    const withScheme = /^https?:\/\//.test(item) ? item : `${scheme}://${item}`;
     let url: URL;
     try {
       url = new URL(withScheme);

@@ -2,10 +2,11 @@
 import type { ServeConfig } from "./config.ts";
 import { authorize, createApp } from "./http/app.ts";
 import type { Logger } from "./log.ts";
-import type { Runtime } from "./runtime/index.ts";
+import { readCaFile, readTlsKeyPair, type Runtime } from "./runtime/index.ts";
 import { registerPeerAdminRoutes } from "./peer/admin.ts";
 import { PeerLink } from "./peer/link.ts";
 import { registerPeerRoutes } from "./peer/routes.ts";
+import { createPeerFetch } from "./peer/transport.ts";
 import { join } from "node:path";
 import { bindPeerMetrics, bindProcessMetrics, bindStoreMetrics, EventLoopMonitor, metrics } from "./ops/metrics.ts";
 import { STORE_FILE, Store } from "./store/store.ts";
@@ -21,6 +22,10 @@ export interface RunningNode {
 
 /** Opens the store (replaying unflushed frames) and starts serving. */
 export async function startNode(config: ServeConfig, runtime: Runtime, log: Logger): Promise<RunningNode> {
+  // Read and check the TLS files before the store opens: a wrong path or a key that does not
+  // match stops the start with a config error naming the file.
+  const tls = config.tlsCert !== null && config.tlsKey !== null ? readTlsKeyPair(config.tlsCert, config.tlsKey) : undefined;
+  const peerCa = config.peerCa === null ? undefined : readCaFile(config.peerCa);
   const store = Store.open({
     dataDir: config.dataDir,
     nodeId: config.nodeId,
@@ -51,7 +56,13 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
   const closing = new AbortController();
   let link: PeerLink | null = null;
   if (config.peers.length > 0 && config.peerSecret !== null) {
-    const pairLink = new PeerLink({ store, addresses: config.peers, secret: config.peerSecret, log });
+    const pairLink = new PeerLink({
+      store,
+      addresses: config.peers,
+      secret: config.peerSecret,
+      log,
+      fetch: createPeerFetch({ ca: peerCa, runtime }),
+    });
     link = pairLink;
     registerPeerRoutes(app, { store, secret: config.peerSecret, log, closing: closing.signal, pullRanges: (r) => pairLink.pullRanges(r) });
     registerPeerAdminRoutes(app, link, (req) => authorize(req, config.authToken));
@@ -63,6 +74,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
       port: config.listenPort,
       // The app enforces the real limit with a clear 413; let the runtime read a little more.
       maxRequestBodySize: config.maxBodyBytes + 1024 * 1024,
+      tls,
     });
   } catch (e) {
     await store.close();
@@ -70,6 +82,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
   }
   log.info("listening", {
     address: `${config.listenHost}:${server.port}`,
+    tls: tls !== undefined,
     node_id: config.nodeId,
     data: config.dataDir,
     sync: config.sync,

@@ -11,6 +11,7 @@ import type { BackfillRecord, Store, TwinIdentity } from "../store/store.ts";
 import { hlcPhysicalMs } from "../wal/hlc.ts";
 import { formatPosition } from "../wal/position.ts";
 import { digestReport, PEER_NODE_HEADER, PEER_SECRET_HEADER, type DigestReport, type RepairRange } from "./routes.ts";
+import { createPeerFetch, type PeerFetch } from "./transport.ts";
 import { MessageReader, type Hello, type Message } from "./wire.ts";
 
 export type LinkState = "CONNECTING" | "STREAMING" | "BACKFILLING" | "SEEDING" | "PAUSED" | "ERROR" | "STOPPED";
@@ -26,10 +27,12 @@ const PROBE_EVERY_MS = 5000;
 
 export interface PeerLinkOptions {
   readonly store: Store;
-  /** Base URLs of the twin, one per network ring (e.g. http://iotdb-2:8086). */
+  /** Base URLs of the twin, one per network ring (e.g. https://iotdb-2:8086). */
   readonly addresses: readonly string[];
   readonly secret: string;
   readonly log: Logger;
+  /** How requests reach the twin (trusting --peer-ca); createPeerFetch() with the default roots when absent. */
+  readonly fetch?: PeerFetch;
   readonly nowMs?: () => number;
 }
 
@@ -121,9 +124,11 @@ export class PeerLink {
   private readonly addresses: AddressStatus[];
   private readonly counters = { frames_applied: 0, frames_refused: 0, backfill_values: 0, reconnects: 0 };
   private readonly nowMs: () => number;
+  private readonly peerFetch: PeerFetch;
 
   constructor(private readonly opts: PeerLinkOptions) {
     this.nowMs = opts.nowMs ?? Date.now;
+    this.peerFetch = opts.fetch ?? createPeerFetch();
     this.addresses = opts.addresses.map((url) => ({ url, reachable: null, lastOkMs: null, lastError: null }));
   }
 
@@ -201,7 +206,7 @@ export class PeerLink {
       const addr = this.addresses[i]!;
       this.abort = new AbortController();
       try {
-        const res = await fetch(new URL(path, addr.url), {
+        const res = await this.peerFetch(new URL(path, addr.url), {
           headers: { [PEER_SECRET_HEADER]: this.opts.secret, [PEER_NODE_HEADER]: this.opts.store.nodeId },
           signal: this.abort.signal,
         });
@@ -398,7 +403,7 @@ export class PeerLink {
     for (let k = 0; k < this.addresses.length; k++) {
       const addr = this.addresses[(this.preferred + k) % this.addresses.length]!;
       try {
-        const res = await fetch(new URL(path, addr.url), {
+        const res = await this.peerFetch(new URL(path, addr.url), {
           ...init,
           headers: { ...(init.headers as Record<string, string>), [PEER_SECRET_HEADER]: this.opts.secret, [PEER_NODE_HEADER]: this.opts.store.nodeId },
         });
@@ -462,7 +467,7 @@ export class PeerLink {
     this.lastProbe = now;
     for (const addr of this.addresses) {
       if (addr.url === this.activeAddress) continue;
-      fetch(new URL("/ping", addr.url), { signal: AbortSignal.timeout(2000) }).then(
+      this.peerFetch(new URL("/ping", addr.url), { signal: AbortSignal.timeout(2000) }).then(
         () => {
           addr.reachable = true;
           addr.lastOkMs = this.nowMs();

@@ -1,5 +1,6 @@
 /** Deno's side of the runtime adapter. */
-import type { FetchHandler, Runtime, RunningServer, ServeOptions } from "./types.ts";
+import { causeChain } from "./fetch-failure.ts";
+import type { ClientTrust, FetchFailure, FetchFn, FetchHandler, Runtime, RunningServer, ServeOptions, TlsFailure } from "./types.ts";
 
 interface DenoHttpServer {
   readonly addr: { port: number };
@@ -7,23 +8,55 @@ interface DenoHttpServer {
   shutdown(): Promise<void>;
 }
 
-interface DenoServe {
+/** The slice of the Deno namespace used here (the Bun-typed build cannot see Deno's types). */
+interface DenoApi {
   serve(
-    options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void },
+    options: { hostname: string; port: number; cert?: string; key?: string; onListen?: (addr: { port: number }) => void },
     handler: FetchHandler,
   ): DenoHttpServer;
+  /** https://docs.deno.com/api/deno/~/Deno.createHttpClient */
+  createHttpClient(options: { caCerts?: string[] }): unknown;
 }
+
+function denoApi(): DenoApi {
+  return (globalThis as unknown as { Deno: DenoApi }).Deno;
+}
+
+/**
+ * rustls' verdicts as Deno words them ("client error (Connect): invalid peer certificate:
+ * UnknownIssuer"); older and newer rustls spell some of them differently, hence the pairs.
+ */
+const TLS_PATTERNS: Array<[RegExp, TlsFailure]> = [
+  [/invalid peer certificate: (?:.*not valid for name|NotValidForName)/i, "wrong-name"],
+  [/invalid peer certificate: (?:.*expired|Expired|.*not valid (?:after|before)|NotValidYet)/i, "expired"],
+  [/invalid peer certificate/i, "untrusted"],
+  // What a TLS client reads when the server answers in plain HTTP.
+  [/corrupt message|InvalidContentType|tls handshake/i, "handshake"],
+];
 
 export const denoRuntime = {
   name: "deno",
   async serve(handler: FetchHandler, options: ServeOptions): Promise<RunningServer> {
-    const deno = (globalThis as unknown as { Deno: DenoServe }).Deno;
-    const server = deno.serve({ hostname: options.hostname, port: options.port, onListen() {} }, handler);
+    const tls = options.tls === undefined ? {} : { cert: options.tls.cert, key: options.tls.key };
+    const server = denoApi().serve({ hostname: options.hostname, port: options.port, ...tls, onListen() {} }, handler);
     return {
       port: server.addr.port,
       stop: async () => {
         await server.shutdown();
       },
     };
+  },
+  createFetch(trust: ClientTrust): FetchFn {
+    if (trust.ca === undefined) return (input, init) => fetch(input, init);
+    // `caCerts` is used in addition to the default roots. The client lives as long as the
+    // process: the link makes one and keeps it.
+    const client = denoApi().createHttpClient({ caCerts: [trust.ca] });
+    return (input, init) => fetch(input, { ...init, client } as RequestInit);
+  },
+  explainFetchError(error: unknown): FetchFailure {
+    // "fetch failed" says nothing the cause does not; keep the cause.
+    const detail = causeChain(error).replace(/^fetch failed: /, "");
+    const hit = TLS_PATTERNS.find(([re]) => re.test(detail));
+    return { tls: hit === undefined ? null : hit[1], detail };
   },
 } satisfies Runtime;

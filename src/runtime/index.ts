@@ -3,7 +3,19 @@ import { bunRuntime } from "./bun.ts";
 import { denoRuntime } from "./deno.ts";
 import type { Runtime } from "./types.ts";
 
-export type { FetchHandler, Runtime, RunningServer, ServeOptions } from "./types.ts";
+export type {
+  ClientTrust,
+  FetchFailure,
+  FetchFn,
+  FetchHandler,
+  Runtime,
+  RunningServer,
+  ServeOptions,
+  TlsFailure,
+  TlsKeyPair,
+} from "./types.ts";
+export { isAbort } from "./fetch-failure.ts";
+export { readCaFile, readTlsKeyPair } from "./tls.ts";
 
 export function currentRuntime(): Runtime {
   if ("Bun" in globalThis) return bunRuntime;
