@@ -12,7 +12,7 @@ import { hlcPhysicalMs } from "../wal/hlc.ts";
 import { formatPosition } from "../wal/position.ts";
 import { digestReport, PEER_NODE_HEADER, PEER_SECRET_HEADER, type DigestReport, type RepairRange } from "./routes.ts";
 import { createPeerFetch, type PeerFetch } from "./transport.ts";
-import { MessageReader, type Hello, type Message } from "./wire.ts";
+import { inflateFrame, MessageReader, type Hello, type Message } from "./wire.ts";
 
 export type LinkState = "CONNECTING" | "STREAMING" | "BACKFILLING" | "SEEDING" | "PAUSED" | "ERROR" | "STOPPED";
 
@@ -249,7 +249,7 @@ export class PeerLink {
     // Never trust a cached position: read it from the store on every connection.
     const cursor = twinId === undefined ? null : store.cursorFor(twinId);
     const after = cursor?.lsn ?? 0;
-    const { body } = await this.open(`/peer/v1/frames?after=${after}`);
+    const { body } = await this.open(`/peer/v1/frames?after=${after}&compress=deflate`);
     const reader = new MessageReader();
     let hello: Hello | null = null;
     // What to do once this stream is closed: refill from storage before streaming again.
@@ -275,6 +275,10 @@ export class PeerLink {
         }
         if (m.type === "frame") {
           frames.push(m.bytes);
+          continue;
+        }
+        if (m.type === "frame_z") {
+          frames.push(await inflateFrame(m.bytes));
           continue;
         }
         await this.applyFrames(frames);

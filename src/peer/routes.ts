@@ -7,7 +7,7 @@ import type { Hono } from "hono";
 import { TsdbError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Store } from "../store/store.ts";
-import { encodeMessage, type Hello, type Message } from "./wire.ts";
+import { compressFrame, encodeMessage, type Hello, type Message } from "./wire.ts";
 
 /** A database and time range to re-send (peer verify --repair). */
 export interface RepairRange {
@@ -95,6 +95,7 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
     const after = Number(c.req.query("after") ?? "");
     if (!Number.isSafeInteger(after) || after < 0) throw new TsdbError("bad_request", "after must be a non-negative LSN");
     const signal = AbortSignal.any([c.req.raw.signal, deps.closing]);
+    const compress = c.req.query("compress") === "deflate";
     async function* messages(): AsyncGenerator<Message> {
       const h = hello(requester);
       yield { type: "hello", hello: h };
@@ -111,7 +112,11 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
             yield { type: "gap", gap: { from: cursor + 1, to: batch[0]!.lsn - 1 } };
             return;
           }
-          for (const f of batch) yield { type: "frame", bytes: f.bytes };
+          for (const f of batch) {
+            // Compressed off the event loop (zlib's own threads), so ingest here is not slowed.
+            if (compress) yield { type: "frame_z", bytes: await compressFrame(f.bytes) };
+            else yield { type: "frame", bytes: f.bytes };
+          }
           cursor = batch[batch.length - 1]!.lsn;
         } else if (cursor < store.latestLsn()) {
           // Frames exist after the cursor but none is retained: they were trimmed.

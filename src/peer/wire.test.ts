@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { encodeChunk } from "../store/chunk.ts";
-import { encodeMessage, MessageReader, type Message } from "./wire.ts";
+import { compressFrame, encodeMessage, inflateFrame, MessageReader, type Message } from "./wire.ts";
 
 const record = {
   db: "plant",
@@ -20,6 +20,7 @@ const messages: Message[] = [
   { type: "record", record },
   { type: "done", done: { lsn: 9, hlc: 10 } },
   { type: "error", error: "nope" },
+  { type: "frame_z", bytes: Uint8Array.of(9, 8, 7) },
 ];
 
 describe("peer messages", () => {
@@ -45,4 +46,17 @@ describe("peer messages", () => {
       expect(() => new MessageReader().push(bytes)).toThrow(reason);
     });
   }
+});
+
+describe("compressed frames", () => {
+  test("inflate back to the same bytes", async () => {
+    const frame = new TextEncoder().encode("cpu,host=a v=1 1\n".repeat(1000));
+    const z = await compressFrame(frame);
+    expect(z.length * 10).toBeLessThan(frame.length);
+    expect(await inflateFrame(z)).toEqual(frame);
+  });
+
+  test("refuse bytes that are not deflate data", async () => {
+    expect(inflateFrame(Uint8Array.of(255, 255, 255, 255))).rejects.toThrow(/does not inflate/);
+  });
 });
