@@ -136,12 +136,14 @@ export function createApp(opts: AppOptions): Hono {
   });
 
   async function ingest(c: Context, target: { db: string; rp: string; precision: Precision }, dialect: Dialect): Promise<Response> {
-    const { text, bytes } = await readBodyText(c.req.raw, opts.maxBodyBytes);
+    const { text, bytes, raw } = await readBodyText(c.req.raw, opts.maxBodyBytes);
     const defaultTime = nowNs();
     const { batch, errors } = parseLines(text, { precision: target.precision, defaultTime });
     let outcome: WriteOutcome = { accepted: 0, conflicts: [], lsn: null };
     if (batch.length > 0) {
-      outcome = await opts.store.write({ ...target, defaultTime, batch, autoCreate: opts.autoCreate });
+      // With every line good, the body itself is the frame's text (no re-join, no re-encode).
+      const body = errors.length === 0 ? raw : undefined;
+      outcome = await opts.store.write({ ...target, defaultTime, batch, body, autoCreate: opts.autoCreate });
     }
     recordWrite(dialect, {
       bytes,

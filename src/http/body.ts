@@ -8,10 +8,10 @@ import { TsdbError } from "../errors.ts";
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Reads the whole body as text (and its size in bytes, after gzip), enforcing `limit` and decoding gzip. */
-export async function readBodyText(req: Request, limit: number): Promise<{ text: string; bytes: number }> {
+export async function readBodyText(req: Request, limit: number): Promise<{ text: string; bytes: number; raw: Uint8Array }> {
   const declared = req.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
-  if (req.body === null) return { text: "", bytes: 0 };
+  if (req.body === null) return { text: "", bytes: 0, raw: new Uint8Array(0) };
   const encoding = (req.headers.get("content-encoding") ?? "").trim().toLowerCase();
   // A plain body of declared size: one native read is much cheaper than piping streams.
   // The runtime itself refuses bodies longer than their Content-Length.
@@ -33,9 +33,9 @@ export async function readBodyText(req: Request, limit: number): Promise<{ text:
   return decodeUtf8(bytes);
 }
 
-function decodeUtf8(bytes: Uint8Array): { text: string; bytes: number } {
+function decodeUtf8(bytes: Uint8Array): { text: string; bytes: number; raw: Uint8Array } {
   try {
-    return { text: utf8.decode(bytes), bytes: bytes.length };
+    return { text: utf8.decode(bytes), bytes: bytes.length, raw: bytes };
   } catch (e) {
     throw new TsdbError("bad_request", `request body is not valid UTF-8 at byte ${firstInvalidUtf8(bytes)}`, { cause: e });
   }

@@ -22,7 +22,7 @@ import { escapeFieldKey, formatFieldValue, splitSeriesKey } from "../lineprotoco
 import { parseLines } from "../lineprotocol/parse.ts";
 import type { FieldType, FieldValue, PointBatch, Precision } from "../lineprotocol/types.ts";
 import { silentLogger, type Logger } from "../log.ts";
-import { decodeFrame, describeFrame, encodeFrame, type Frame, type SchemaOp } from "../wal/frame.ts";
+import { decodeFrame, describeFrame, encodeFrame, writeText, type Frame, type SchemaOp } from "../wal/frame.ts";
 import { HybridClock } from "../wal/hlc.ts";
 import { formatPosition, type Lsn } from "../wal/position.ts";
 import { Catalog, type DbEntry, type FieldEntry, type MeasurementEntry, type SeriesEntry } from "./catalog.ts";
@@ -75,6 +75,11 @@ export interface WriteRequest {
   /** Server time (ns) given to lines without a timestamp; stored in the frame for replay. */
   readonly defaultTime: bigint;
   readonly batch: PointBatch;
+  /**
+   * The request body the batch was parsed from, when every line of it parsed: stored as the
+   * frame's text if no point is refused, since replaying it yields the same points.
+   */
+  readonly body?: Uint8Array;
   /** Create the database if it does not exist (else: not_found). */
   readonly autoCreate: boolean;
 }
@@ -758,7 +763,14 @@ export class Store {
       origin: this.nodeId,
       lsn: ++this.lastLsn,
       hlc: this.clock.tick(),
-      op: { kind: "write", db: req.db, rp: req.rp, precision: req.precision, defaultTime: req.defaultTime, lines: lines.join("\n") },
+      op: {
+        kind: "write",
+        db: req.db,
+        rp: req.rp,
+        precision: req.precision,
+        defaultTime: req.defaultTime,
+        lines: req.body !== undefined && conflicts.length === 0 ? req.body : lines.join("\n"),
+      },
     };
     const info = this.stmts.insertFrame.run([this.selfId, frame.lsn, frame.hlc, encodeFrame(frame)]);
     const seq = Number(info.lastInsertRowid);
@@ -798,7 +810,7 @@ export class Store {
     const origin = frame.origin === this.nodeId ? this.selfId : this.catalog.nodeId(frame.origin);
     let accepted = parsed;
     if (accepted === undefined) {
-      const result = parseLines(op.lines, { precision: op.precision, defaultTime: op.defaultTime });
+      const result = parseLines(writeText(op), { precision: op.precision, defaultTime: op.defaultTime });
       if (result.errors.length > 0) {
         this.log.warn("stored frame has lines that no longer parse", {
           frame: `${frame.origin}@${frame.lsn}`,
@@ -904,7 +916,7 @@ export class Store {
         if (frame.op.kind === "write") {
           const op = frame.op;
           const db = this.catalog.dbs.get(op.db) ?? this.catalog.createDb(op.db);
-          const { batch } = parseLines(op.lines, { precision: op.precision, defaultTime: op.defaultTime });
+          const { batch } = parseLines(writeText(op), { precision: op.precision, defaultTime: op.defaultTime });
           const index: number[] = [];
           const hlcBig = BigInt(frame.hlc);
           const checkTombs = this.tombstones.has(op.db);

@@ -23,7 +23,8 @@ export interface WriteOp {
   readonly rp: string;
   readonly precision: Precision;
   readonly defaultTime: bigint;
-  readonly lines: string;
+  /** The lines as text, or already as UTF-8 bytes (a request body stored as it came). */
+  readonly lines: string | Uint8Array;
 }
 
 export interface CreateDatabaseOp {
@@ -78,7 +79,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
   const origin = encoder.encode(frame.origin);
   const db = encoder.encode(op.db);
   const rp = encoder.encode(op.rp);
-  const lines = encoder.encode(op.lines);
+  const lines = typeof op.lines === "string" ? encoder.encode(op.lines) : op.lines;
   const size = 8 + 1 + 2 + origin.length + 8 + 8 + 2 + db.length + 2 + rp.length + 1 + 8 + 4 + lines.length;
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
@@ -178,6 +179,11 @@ function parseSchemaOp(json: string, kind: SchemaOp["kind"], fail: (why: string)
       return { kind, db: str("db"), seriesKeys: keys as string[], start: time("start"), end: time("end") };
     }
   }
+}
+
+/** A write op's lines as text (decoded frames always hold text; fresh ones may hold bytes). */
+export function writeText(op: WriteOp): string {
+  return typeof op.lines === "string" ? op.lines : decoder.decode(op.lines);
 }
 
 /** A one-line description for logs and errors. */
