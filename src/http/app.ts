@@ -12,6 +12,7 @@ import type { Store, TypeConflict, WriteOutcome } from "../store/store.ts";
 import { backupResponse } from "../ops/backup.ts";
 import { metrics, PROMETHEUS_CONTENT_TYPE, recordRejectedWrite, recordWrite, renderPrometheus, startQuery } from "../ops/metrics.ts";
 import { DEFAULT_MAX_SELECT_POINTS, DEFAULT_MAX_SELECT_SERIES } from "../query/result.ts";
+import { sameSecret } from "../secret.ts";
 import { readBodyText } from "./body.ts";
 import { registerQueryRoutes } from "./query.ts";
 
@@ -278,7 +279,7 @@ export function authorize(req: Request, token: string | null, _dialect: Dialect 
   if (token === null) return;
   const given = credential(req);
   if (given === null) throw new TsdbError("unauthorized", "unable to parse authentication credentials");
-  if (!constantTimeEqual(given, token)) throw new TsdbError("unauthorized", "authorization failed");
+  if (!sameSecret(given, token)) throw new TsdbError("unauthorized", "authorization failed");
 }
 
 function credential(req: Request): string | null {
@@ -303,8 +304,3 @@ function credential(req: Request): string | null {
   return p === null || p === "" ? null : p;
 }
 
-function constantTimeEqual(a: string, b: string): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a.charCodeAt(i) || 0) ^ (b.charCodeAt(i) || 0);
-  return diff === 0;
-}

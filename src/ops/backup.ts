@@ -25,11 +25,9 @@ import process from "node:process";
 import Database from "libsql";
 import { TsdbError } from "../errors.ts";
 import type { Sqlite } from "../store/sqlite.ts";
+import { LOCK_FILE, STORE_FILE } from "../store/store.ts";
 
-/** The store file in a data directory (store.ts's STORE_FILE). */
-export const STORE_FILE = "tsdb.db";
-/** Holds the pid of the process that has a data directory open (store.ts's lock). */
-const LOCK_FILE = "tsdb.lock";
+export { STORE_FILE };
 /** Prefix of the snapshot files an online backup writes into the data directory. */
 const SNAPSHOT_PREFIX = ".backup-";
 /** Default longest time one copy step holds the event loop. */

@@ -5,6 +5,7 @@
  */
 import type { Hono } from "hono";
 import { TsdbError } from "../errors.ts";
+import { sameSecret } from "../secret.ts";
 import type { Logger } from "../log.ts";
 import type { Store } from "../store/store.ts";
 import { compressFrame, encodeMessage, type Hello, type Message } from "./wire.ts";
@@ -50,12 +51,6 @@ export interface PeerRouteDeps {
   readonly nowMs?: () => number;
 }
 
-/** Constant-time comparison, so the secret cannot be guessed byte by byte from timings. */
-export function sameSecret(a: string, b: string): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a.charCodeAt(i) || 0) ^ (b.charCodeAt(i) || 0);
-  return diff === 0;
-}
 
 export const PEER_SECRET_HEADER = "X-Tsdb-Pair-Peer-Secret";
 export const PEER_NODE_HEADER = "X-Tsdb-Pair-Node";

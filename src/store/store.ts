@@ -34,7 +34,7 @@ import { openDb, type Sqlite } from "./sqlite.ts";
 
 export const STORE_FILE = "tsdb.db";
 /** Holds the pid of the process that has the data directory open. */
-const LOCK_FILE = "tsdb.lock";
+export const LOCK_FILE = "tsdb.lock";
 /** Retention policies: only InfluxDB's default exists until retention lands. */
 const KNOWN_RPS = new Set(["", "autogen"]);
 /** How long one background flush step may hold the writer. */
