@@ -31,6 +31,8 @@ export interface ServeConfig {
   /** Largest number of points one SELECT may read, and of series it may return. */
   readonly maxSelectPoints: number;
   readonly maxSelectSeries: number;
+  /** logfmt (default) or json lines on stderr. */
+  readonly logFormat: "logfmt" | "json";
   readonly engine: EngineConfig;
 }
 
@@ -51,6 +53,10 @@ export interface EngineConfig {
   readonly frameRetentionBytes: number;
   /** How long databases keep data unless CREATE DATABASE ... WITH DURATION says (0: forever). */
   readonly retentionMs: number;
+  /** Writes are refused (507) while the data directory's disk has less free space than this. */
+  readonly minFreeDiskBytes: number;
+  /** New series beyond this many in one database are refused (a flood of series cannot exhaust memory). */
+  readonly maxSeriesPerDatabase: number;
 }
 
 export const DEFAULT_LISTEN = "0.0.0.0:8086";
@@ -63,6 +69,8 @@ export const DEFAULT_FLUSH_AGE_MS = 10 * 60_000;
 export const DEFAULT_HOT_MEMORY_BYTES = 64 * 1024 * 1024;
 
 export const DEFAULT_WAL_RETENTION_MS = 7 * 24 * 3600_000;
+export const DEFAULT_MIN_FREE_DISK_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_SERIES = 1_000_000;
 export const DEFAULT_WAL_MAX_BYTES = 1024 ** 3;
 
 /** Engine defaults for a node without a twin (frames are dropped once flushed). */
@@ -73,6 +81,8 @@ export const DEFAULT_ENGINE: EngineConfig = {
   frameRetentionMs: 0,
   frameRetentionBytes: 0,
   retentionMs: 0,
+  minFreeDiskBytes: DEFAULT_MIN_FREE_DISK_BYTES,
+  maxSeriesPerDatabase: DEFAULT_MAX_SERIES,
 };
 
 /** What the CLI hands over: every value optional and still a string where it came from text. */
@@ -97,6 +107,9 @@ export interface ServeInput {
   maxSelectSeries?: string | number;
   chunkPoints?: string | number;
   retention?: string;
+  minFreeDisk?: string | number;
+  maxSeries?: string | number;
+  logFormat?: string;
   flushAge?: string;
   hotMemory?: string | number;
 }
@@ -111,6 +124,10 @@ export function resolveServeConfig(input: ServeInput, defaults: { hostname: stri
     throw new TsdbError("config", `invalid --sync ${JSON.stringify(sync)}: expected full, normal or off`);
   }
   const authToken = input.authToken === undefined || input.authToken === "" ? null : input.authToken;
+  const logFormat = input.logFormat ?? "logfmt";
+  if (logFormat !== "logfmt" && logFormat !== "json") {
+    throw new TsdbError("config", `invalid --log-format ${JSON.stringify(logFormat)}: expected logfmt or json`);
+  }
   const tlsCert = input.tlsCert === undefined || input.tlsCert === "" ? null : input.tlsCert;
   const tlsKey = input.tlsKey === undefined || input.tlsKey === "" ? null : input.tlsKey;
   if (tlsCert !== null && tlsKey === null) throw new TsdbError("config", "--tls-cert needs --tls-key: give both for HTTPS, or neither");
@@ -147,7 +164,10 @@ export function resolveServeConfig(input: ServeInput, defaults: { hostname: stri
       frameRetentionMs: peers.length === 0 ? 0 : retentionMs,
       frameRetentionBytes: peers.length === 0 ? 0 : retentionBytes,
       retentionMs: input.retention === undefined || input.retention === "0" || input.retention === "inf" ? 0 : parseDuration(input.retention, "--retention"),
+      minFreeDiskBytes: input.minFreeDisk === undefined ? DEFAULT_MIN_FREE_DISK_BYTES : parseSizeOrZero(input.minFreeDisk, "--min-free-disk"),
+      maxSeriesPerDatabase: input.maxSeries === undefined ? DEFAULT_MAX_SERIES : parseCount(input.maxSeries, "--max-series"),
     },
+    logFormat,
   };
 }
 
@@ -205,6 +225,11 @@ export function parseListen(value: string): { host: string; port: number } {
 }
 
 const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** A byte size, where 0 (turning the check off) is allowed. */
+function parseSizeOrZero(value: string | number, what: string): number {
+  return String(value).trim() === "0" ? 0 : parseSize(value, what);
+}
 
 /** Parses a byte size such as `25000000`, `25MB`, `64KiB`. */
 export function parseSize(value: string | number, what: string): number {

@@ -9,6 +9,7 @@ export type ErrorCode =
   | "corrupt_frame" // a frame failed its checksum or does not decode
   | "identity" // the data directory belongs to another node
   | "unavailable" // the store is shutting down or not open
+  | "disk_full" // free disk space is below the floor, or the disk filled up
   | "internal"; // anything that is our fault
 
 export class TsdbError extends Error {

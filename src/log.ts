@@ -29,3 +29,13 @@ export function logfmtLogger(write: (text: string) => void): Logger {
 
 /** A logger that drops everything (tests, tools). */
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
+/** A logger writing one JSON object per line through `write`. */
+export function jsonLogger(write: (text: string) => void): Logger {
+  const emit = (level: string, msg: string, fields?: LogFields) => {
+    const out: Record<string, unknown> = { ts: new Date().toISOString(), level, msg };
+    if (fields) for (const [k, v] of Object.entries(fields)) if (v !== undefined) out[k] = typeof v === "bigint" ? String(v) : v;
+    write(JSON.stringify(out) + "\n");
+  };
+  return { info: (m, f) => emit("info", m, f), warn: (m, f) => emit("warn", m, f), error: (m, f) => emit("error", m, f) };
+}

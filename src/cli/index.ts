@@ -13,7 +13,7 @@ import { configFilePath, DEFAULT_CONFIG_FILE, loadConfigFile, mergeServeInputs, 
 import { exitCodeFor, fetchStatus, localUrl, renderStatus } from "../ops/status.ts";
 import type { VerifyReport } from "../peer/link.ts";
 import { TsdbError } from "../errors.ts";
-import { logfmtLogger } from "../log.ts";
+import { jsonLogger, logfmtLogger } from "../log.ts";
 import { currentRuntime } from "../runtime/index.ts";
 import { startNode } from "../server.ts";
 import { DEFAULT_ENGINE } from "../config.ts";
@@ -68,6 +68,9 @@ export function serveInput(args: Record<string, unknown>, env: NodeJS.ProcessEnv
     maxSelectSeries: pick(args, "max-select-series", env),
     chunkPoints: pick(args, "chunk-points", env),
     retention: pick(args, "retention", env),
+    minFreeDisk: pick(args, "min-free-disk", env),
+    maxSeries: pick(args, "max-series", env),
+    logFormat: pick(args, "log-format", env),
     flushAge: pick(args, "flush-age", env),
     hotMemory: pick(args, "hot-memory", env),
   };
@@ -130,6 +133,9 @@ const serveArgs = {
   "max-select-points": { type: "string", description: "Refuse a SELECT that would read more points (default 10000000)" },
   "max-select-series": { type: "string", description: "Refuse a SELECT that would return more series (default 100000)" },
   retention: { type: "string", description: "Keep data this long in databases created without a duration, e.g. 30d (default: forever)" },
+  "min-free-disk": { type: "string", description: "Refuse writes (507) while the disk has less free space (default 64MiB; 0: never)" },
+  "max-series": { type: "string", description: "Refuse new series beyond this many per database (default 1000000)" },
+  "log-format": { type: "string", description: "logfmt (default) or json" },
   "chunk-points": { type: "string", description: "Values per compressed chunk (default 1000)" },
   "flush-age": { type: "string", description: "Flush buffered values older than this into chunks (default 10m)" },
   "hot-memory": { type: "string", description: "Memory for buffered values before early flushes (default 64MiB)" },
@@ -140,7 +146,7 @@ const serve = defineCommand({
   args: serveArgs,
   async run({ args }) {
     const { config } = resolveAll(args);
-    const log = logfmtLogger((text) => process.stderr.write(text));
+    const log = (config.logFormat === "json" ? jsonLogger : logfmtLogger)((text) => process.stderr.write(text));
     const node = await startNode(config, currentRuntime(), log);
     await new Promise<void>((resolve) => {
       const onSignal = (signal: string) => {

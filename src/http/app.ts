@@ -47,6 +47,7 @@ const STATUS: Record<ErrorCode, number> = {
   corrupt_frame: 400,
   identity: 409,
   unavailable: 503,
+  disk_full: 507,
   internal: 500,
 };
 
@@ -218,7 +219,14 @@ export function createApp(opts: AppOptions): Hono {
   return app;
 }
 
-const V2_CODES: Record<number, string> = { 400: "invalid", 401: "unauthorized", 404: "not found", 413: "request too large", 503: "unavailable" };
+const V2_CODES: Record<number, string> = {
+  400: "invalid",
+  401: "unauthorized",
+  404: "not found",
+  413: "request too large",
+  503: "unavailable",
+  507: "unavailable",
+};
 
 /** InfluxDB 1.x answers `{"error": ...}`; 2.x answers `{"code": ..., "message": ...}`. */
 function errorResponse(c: Context, dialect: Dialect, status: number, _code: string, message: string): Response {
@@ -256,7 +264,7 @@ export function writeErrorMessage(errors: readonly LineError[], outcome: WriteOu
   const firstConflict = outcome.conflicts[0];
   const parseFirst =
     firstParse !== undefined && (firstConflict === undefined || firstParse.line < firstConflict.line);
-  const reason = parseFirst ? parseErrorText(firstParse!) : conflictText(firstConflict!);
+  const reason = parseFirst ? parseErrorText(firstParse!) : firstConflict!.kind === "series_limit" ? seriesLimitText(firstConflict!) : conflictText(firstConflict!);
   const more = dropped > 1 ? ` (and ${dropped - 1} more dropped line${dropped > 2 ? "s" : ""})` : "";
   if (outcome.accepted === 0 && outcome.conflicts.length === 0) return reason + more;
   return `partial write: ${reason}${more} dropped=${dropped}`;
@@ -265,6 +273,11 @@ export function writeErrorMessage(errors: readonly LineError[], outcome: WriteOu
 function parseErrorText(e: LineError): string {
   const text = e.text.length > MAX_QUOTED_LINE ? e.text.slice(0, MAX_QUOTED_LINE) + "…" : e.text;
   return `unable to parse '${text}': ${e.reason} (line ${e.line})`;
+}
+
+/** InfluxDB's wording for its max-series-per-database limit. */
+function seriesLimitText(c: TypeConflict): string {
+  return `max-series-per-database limit exceeded: (${c.existing}) (line ${c.line})`;
 }
 
 function conflictText(c: TypeConflict): string {

@@ -70,7 +70,15 @@ const KEYS: Record<string, KeySpec> = {
   "tls-cert": { field: "tlsCert", kind: "string", check: nonEmpty("tls-cert") },
   "tls-key": { field: "tlsKey", kind: "string", check: nonEmpty("tls-key") },
   "peer-ca": { field: "peerCa", kind: "string", check: nonEmpty("peer-ca") },
-  "log-format": { field: "logFormat", kind: "string", check: nonEmpty("log-format") },
+  "log-format": {
+    field: "logFormat",
+    kind: "string",
+    check: (v) => {
+      if (v !== "logfmt" && v !== "json") throw new TsdbError("config", `invalid log-format ${JSON.stringify(v)}: expected logfmt or json`);
+    },
+  },
+  "min-free-disk": { field: "minFreeDisk", kind: "size" },
+  "max-series": { field: "maxSeries", kind: "count" },
   "max-select-points": { field: "maxSelectPoints", kind: "count" },
   "max-select-series": { field: "maxSelectSeries", kind: "count" },
   "chunk-points": { field: "chunkPoints", kind: "count" },

@@ -12,7 +12,7 @@
  * keep one value per timestamp), so a crash between flush and checkpoint costs nothing.
  */
 import { randomUUID } from "node:crypto";
-import { mkdirSync, openSync, readFileSync, unlinkSync, writeSync, closeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, statfsSync, unlinkSync, writeSync } from "node:fs";
 import process from "node:process";
 import { join } from "node:path";
 import type { EngineConfig, SyncMode } from "../config.ts";
@@ -42,6 +42,8 @@ const FLUSH_STEP_MS = 25;
 /** The same while hot buffers are over their memory cap: flushing then outranks ingest. */
 const FLUSH_STEP_OVER_CAP_MS = 250;
 const MINUTE_NS = 60_000_000_000n;
+/** How often free disk space is looked at. */
+const DISK_CHECK_MS = 1000;
 /** How often expired data is removed. */
 const RETENTION_EVERY_MS = 60_000;
 /** How long one compaction step may hold the writer (only when it is otherwise idle). */
@@ -84,7 +86,9 @@ export interface WriteRequest {
   readonly autoCreate: boolean;
 }
 
+/** A point refused by the store: a field type clash, or the database's series limit (`existing` = the limit). */
 export interface TypeConflict {
+  readonly kind?: "type" | "series_limit";
   readonly line: number;
   readonly measurement: string;
   readonly field: string;
@@ -247,6 +251,9 @@ export class Store {
   private closed = false;
   private lastAgeScan = 0;
   private lastTrim = 0;
+  private diskCheckedAt = Number.NEGATIVE_INFINITY;
+  private diskFree = Number.POSITIVE_INFINITY;
+  private readonly dataDir: string;
   private retentionTimer: ReturnType<typeof setInterval> | null = null;
   private readonly stmts;
 
@@ -259,6 +266,7 @@ export class Store {
     this.log = opts.log ?? silentLogger;
     this.nowMs = opts.nowMs ?? Date.now;
     this.engine = opts.engine;
+    this.dataDir = opts.dataDir;
     this.observe = opts.observe ?? {};
     this.clock = new HybridClock(this.nowMs);
     this.stmts = {
@@ -368,6 +376,8 @@ export class Store {
   /** Stores a batch; resolves once its frame is committed. */
   write(req: WriteRequest): Promise<WriteOutcome> {
     if (this.closed) return Promise.reject(new TsdbError("unavailable", "the store is shutting down"));
+    const full = this.diskFloorError();
+    if (full !== null) return Promise.reject(full);
     return new Promise((resolve, reject) => {
       this.queue.push({ kind: "write", req, resolve, reject });
       this.schedule();
@@ -478,6 +488,8 @@ export class Store {
 
   private schemaChange(build: () => SchemaOp | null): Promise<WriteOutcome> {
     if (this.closed) return Promise.reject(new TsdbError("unavailable", "the store is shutting down"));
+    const full = this.diskFloorError();
+    if (full !== null) return Promise.reject(full);
     return new Promise((resolve, reject) => {
       this.queue.push({ kind: "schema", build, resolve, reject });
       this.schedule();
@@ -602,6 +614,30 @@ export class Store {
     this.releaseLock();
   }
 
+  /**
+   * Refuses new writes while the disk is below its free-space floor, before SQLite runs out
+   * mid-transaction. Checked at most once a second; reads go on either way.
+   */
+  private diskFloorError(): TsdbError | null {
+    const floor = this.engine.minFreeDiskBytes;
+    if (floor <= 0) return null;
+    const now = this.nowMs();
+    if (now - this.diskCheckedAt >= DISK_CHECK_MS) {
+      this.diskCheckedAt = now;
+      try {
+        const s = statfsSync(this.dataDir);
+        this.diskFree = Number(s.bavail) * Number(s.bsize);
+      } catch {
+        this.diskFree = Number.POSITIVE_INFINITY;
+      }
+    }
+    if (this.diskFree >= floor) return null;
+    return new TsdbError(
+      "disk_full",
+      `disk nearly full: ${this.diskFree} bytes free in ${this.dataDir}, below the floor of ${floor} (--min-free-disk); stored data stays readable and writes resume when space returns`,
+    );
+  }
+
   // ---- writer ----
 
   private schedule(): void {
@@ -696,7 +732,8 @@ export class Store {
       this.catalog.rollback();
       this.lastLsn = lsnBefore;
       this.recountChunks();
-      const err = new TsdbError("internal", `cannot commit ${group.length} write(s): ${String(e)}`, { cause: e });
+      const full = /SQLITE_FULL|disk is full/i.test(String((e as { code?: string }).code ?? "") + String(e));
+      const err = new TsdbError(full ? "disk_full" : "internal", `cannot commit ${group.length} write(s): ${String(e)}`, { cause: e });
       this.log.error("commit failed", { error: String(e) });
       for (const s of staged) s.pending.reject(err);
       return;
@@ -751,7 +788,7 @@ export class Store {
     const lines: string[] = [];
     const batch = req.batch;
     for (let i = 0; i < batch.length; i++) {
-      const conflict = this.admit(db, batch, i);
+      const conflict = this.admit(db, batch, i, true);
       if (conflict) conflicts.push(conflict);
       else {
         index.push(i);
@@ -777,8 +814,11 @@ export class Store {
     return { pending: p, result: { accepted: lines.length, conflicts, lsn: frame.lsn }, frames: [{ frame, seq, points: { batch, index } }] };
   }
 
-  /** Adds point `i`'s series and new fields to the catalogue, or reports its first type clash. */
-  private admit(db: DbEntry, batch: PointBatch, i: number): TypeConflict | null {
+  /**
+   * Adds point `i`'s series and new fields to the catalogue, or reports why not: its first
+   * type clash, or (for local writes) the database's series limit.
+   */
+  private admit(db: DbEntry, batch: PointBatch, i: number, limitSeries = false): TypeConflict | null {
     const m = db.measurement(batch.measurement[i]!);
     const from = batch.fieldStart[i]!;
     const to = batch.fieldStart[i + 1]!;
@@ -788,9 +828,14 @@ export class Store {
         return { line: batch.line[i]!, measurement: m.name, field: known.name, type: batch.fieldType[f]!, existing: known.type };
       }
     }
-    for (let f = from; f < to; f++) if (!m.fields.has(batch.fieldKey[f]!)) this.catalog.createField(m, batch.fieldKey[f]!, batch.fieldType[f]!);
     const key = batch.seriesKey[i]!;
-    if (!db.series.has(key)) this.catalog.createSeries(db, m, key);
+    const isNew = !db.series.has(key);
+    if (isNew && limitSeries && db.series.size >= this.engine.maxSeriesPerDatabase) {
+      const limit = String(this.engine.maxSeriesPerDatabase);
+      return { kind: "series_limit", line: batch.line[i]!, measurement: m.name, field: "", type: "", existing: limit };
+    }
+    for (let f = from; f < to; f++) if (!m.fields.has(batch.fieldKey[f]!)) this.catalog.createField(m, batch.fieldKey[f]!, batch.fieldType[f]!);
+    if (isNew) this.catalog.createSeries(db, m, key);
     return null;
   }
 

@@ -60,7 +60,8 @@ export async function startNode(opts: StartOptions = {}): Promise<NodeProcess> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   let port = 0;
   while (port === 0) {
-    const m = /msg=listening address=[^\s]*:(\d+)/.exec(err);
+    // The "listening" line, in logfmt or (with --log-format json) JSON.
+    const m = /msg=listening address=[^\s]*:(\d+)/.exec(err) ?? /"msg":"listening","address":"[^"]*:(\d+)"/.exec(err);
     if (m) port = Number(m[1]);
     else if (proc.exitCode !== null) throw new Error(`node exited with ${proc.exitCode} before listening:\n${err}`);
     else if (Date.now() > deadline) {
