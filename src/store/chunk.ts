@@ -21,6 +21,7 @@ import {
 import { TsdbError } from "../errors.ts";
 import type { FieldType } from "../lineprotocol/types.ts";
 import type { Run, Values } from "./run.ts";
+import { fromNumbers, toNumbers } from "./words.ts";
 
 export interface ChunkColumns {
   readonly minTime: bigint;
@@ -38,8 +39,11 @@ export interface ChunkColumns {
 /** Encodes a time-ordered, non-empty run. */
 export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
   const n = run.times.length;
-  let maxHlc = run.hlcs[0]!;
-  for (let i = 1; i < n; i++) if (run.hlcs[i]! > maxHlc) maxHlc = run.hlcs[i]!;
+  // Clocks are safe integers: find the largest as doubles (no bigint per value).
+  const clocks = toNumbers(run.hlcs);
+  let max = clocks[0]!;
+  for (let i = 1; i < n; i++) if (clocks[i]! > max) max = clocks[i]!;
+  const maxHlc = BigInt(max);
   let originId: number | null = null;
   let origins: Uint8Array | null = null;
   if (typeof run.origins === "number") originId = run.origins;
@@ -50,7 +54,7 @@ export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
     count: n,
     times: encodeTimes(run.times),
     vals: encodeValues(run.values, type),
-    hlcs: encodeVersions(run.hlcs),
+    hlcs: encodeVersions(run.hlcs, clocks),
     originId,
     origins,
     maxHlc,
@@ -107,17 +111,18 @@ const VERSIONS_DICT = 1;
  * distinct clocks once (delta-of-delta) and a small rising index per value are then cheaper
  * than a clock per value. Whichever is smaller is kept; the first byte says which.
  */
-export function encodeVersions(hlcs: BigInt64Array): Uint8Array {
+export function encodeVersions(hlcs: BigInt64Array, clocks: Float64Array = toNumbers(hlcs)): Uint8Array {
   const plain = encodeTimes(hlcs);
   const n = hlcs.length;
-  const distinct = [...new Set(hlcs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  // Clocks are safe integers, so plain numbers stand in for them (no bigint per value).
+  const distinct = Float64Array.from(new Set(clocks)).sort();
   if (distinct.length * 2 > n) return tagged(VERSIONS_PLAIN, plain);
-  const slot = new Map<bigint, number>();
+  const slot = new Map<number, number>();
   distinct.forEach((h, i) => slot.set(h, i));
-  const index = new BigInt64Array(n);
-  for (let i = 0; i < n; i++) index[i] = BigInt(slot.get(hlcs[i]!)!);
-  const dict = encodeTimes(BigInt64Array.from(distinct));
-  const idx = encodeInts(index);
+  const index = new Float64Array(n);
+  for (let i = 0; i < n; i++) index[i] = slot.get(clocks[i]!)!;
+  const dict = encodeTimes(fromNumbers(distinct));
+  const idx = encodeInts(fromNumbers(index));
   if (4 + dict.length + idx.length >= plain.length) return tagged(VERSIONS_PLAIN, plain);
   const out = new Uint8Array(1 + 4 + dict.length + idx.length);
   out[0] = VERSIONS_DICT;
@@ -133,15 +138,15 @@ export function decodeVersions(buf: Uint8Array): BigInt64Array {
   if (buf[0] === FORMAT.TIME_RAW || buf[0] === FORMAT.TIME_DOD) return decodeTimes(buf);
   if (buf[0] !== VERSIONS_DICT || buf.length < 5) throw new TsdbError("internal", `unknown version column format ${buf[0]}`);
   const dictLength = new DataView(buf.buffer, buf.byteOffset + 1, 4).getUint32(0, true);
-  const dict = decodeTimes(buf.subarray(5, 5 + dictLength));
-  const index = decodeInts(buf.subarray(5 + dictLength));
-  const out = new BigInt64Array(index.length);
+  const dict = toNumbers(decodeTimes(buf.subarray(5, 5 + dictLength)));
+  const index = toNumbers(decodeInts(buf.subarray(5 + dictLength)));
+  const out = new Float64Array(index.length);
   for (let i = 0; i < index.length; i++) {
-    const h = dict[Number(index[i]!)];
+    const h = dict[index[i]!];
     if (h === undefined) throw new TsdbError("internal", "version column index out of range");
     out[i] = h;
   }
-  return out;
+  return fromNumbers(out);
 }
 
 function tagged(tag: number, body: Uint8Array): Uint8Array {

@@ -9,6 +9,7 @@
 import type { FieldType, FieldValue } from "../lineprotocol/types.ts";
 import type { FieldEntry, SeriesEntry } from "./catalog.ts";
 import { newValues, type Run, type Values } from "./run.ts";
+import { compareWords, splitWords } from "./words.ts";
 
 const INITIAL_CAPACITY = 16;
 /** Rough bytes per buffered value (time, value, version, origin) for the memory cap. */
@@ -57,9 +58,14 @@ export class HotBuffer {
     } else if (time > this.lastTime) {
       this.lastTime = time;
     } else {
-      // Out of order: find the place after every value with a time <= this one.
-      while (at > 0 && this.times[at - 1]! > time) at--;
-      if (at > 0 && this.times[at - 1] === time) {
+      // Out of order: find the place after every value with a time <= this one, comparing
+      // 32-bit words (reading the bigints back would allocate one per step).
+      const [vHi, vLo] = splitWords(time);
+      const hi = new Int32Array(this.times.buffer);
+      const lo = new Uint32Array(this.times.buffer);
+      let c = 1;
+      while (at > 0 && (c = compareWords(hi, lo, at - 1, vHi, vLo)) > 0) at--;
+      if (at > 0 && c === 0) {
         this.hasDuplicates = true;
         conflict = this.origins[at - 1] !== origin;
       }
