@@ -32,6 +32,14 @@ describe("ping and health", () => {
     }
   });
 
+  test("/ready says the node recovered and is ready", async () => {
+    const res = await fetch(`${node.url}/ready`);
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.ready).toBe(true);
+    expect(body.reason).toMatch(/^recovered: replayed \d+ frame\(s\) in \d+ ms$/);
+  });
+
   test("/health reports pass as JSON", async () => {
     const res = await fetch(`${node.url}/health`);
     expect(res.status).toBe(200);

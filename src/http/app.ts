@@ -99,6 +99,14 @@ export function createApp(opts: AppOptions): Hono {
     });
   });
 
+  // Ready for traffic: the node listens only after replaying its frame log, so a node that
+  // answers has recovered; while shutting down it says so.
+  app.get("/ready", (c) => {
+    const replay = opts.store.replayStats();
+    if (!opts.store.isOpen()) return c.json({ ready: false, reason: "shutting down" }, 503);
+    return c.json({ ready: true, reason: `recovered: replayed ${replay.frames} frame(s) in ${replay.ms} ms` });
+  });
+
   // Prometheus and Telegraf's inputs.prometheus scrape this as is; open like InfluxDB 1.x's /metrics.
   const scrape = (c: Context) => c.body(renderPrometheus(), 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
   app.get("/metrics", scrape);

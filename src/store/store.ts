@@ -251,6 +251,7 @@ export class Store {
   private closed = false;
   private lastAgeScan = 0;
   private lastTrim = 0;
+  private replayed = { frames: 0, ms: 0 };
   private diskCheckedAt = Number.NEGATIVE_INFINITY;
   private diskFree = Number.POSITIVE_INFINITY;
   private readonly dataDir: string;
@@ -1098,6 +1099,16 @@ export class Store {
     );
   }
 
+  /** What the start-up replay did, for /ready. */
+  replayStats(): { frames: number; ms: number } {
+    return this.replayed;
+  }
+
+  /** False once close() has begun. */
+  isOpen(): boolean {
+    return !this.closed;
+  }
+
   /** The current hybrid logical clock. */
   currentHlc(): number {
     return this.clock.current();
@@ -1566,6 +1577,7 @@ export class Store {
       replayed++;
     }
     this.lastSeq = Math.max(this.lastSeq, Number(scalar(this.stmts.maxSeq)), this.checkpointSeq);
+    this.replayed = { frames: replayed, ms: Math.round(performance.now() - started) };
     // Leftover small chunks from an earlier run are compacted in idle time from the start.
     if (this.compactor.hasWork()) this.schedule();
     if (replayed > 0) {
