@@ -80,6 +80,7 @@ describe("pairing", () => {
         // The shared points were written on both boxes with different values: one won on both.
         const [sa, sb] = await Promise.all([peerStatus(pair.a.node.url), peerStatus(pair.b.node.url)]);
         expect(sa.conflicts.same_point + sb.conflicts.same_point).toBeGreaterThan(0);
+        for (const s of [sa, sb]) expect(s.lag).toEqual({ frames: 0, bytes: 0, seconds: 0 });
       } finally {
         await pair.close();
       }

@@ -22,7 +22,7 @@ export function renderPeerStatus(s: PeerStatusView): string {
     ["twin applied mine", String(s.twin_applied_my_lsn ?? "-")],
     ["I applied twin's", String(s.i_applied_twin_lsn ?? "-")],
     ["twin latest LSN", String(s.twin_latest_lsn ?? "-")],
-    ["lag", `${s.lag.frames ?? "-"} frames, ${s.lag.seconds ?? "-"} s`],
+    ["lag", `${s.lag.frames ?? "-"} frames, ${s.lag.bytes ?? "-"} bytes, ${s.lag.seconds ?? "-"} s`],
     ["gaps", s.gaps.length === 0 ? "none" : s.gaps.map((g) => `${g.from}..${g.to}${g.repairedAt === null ? " (refilling)" : " (refilled)"}`).join(", ")],
     ["conflicts", `${s.conflicts.same_point} same point, ${s.conflicts.type} type`],
     ["clock offset", s.clock_offset_ms === null ? "-" : `${s.clock_offset_ms} ms${s.clock_warning ? "  WARNING: check NTP" : ""}`],

@@ -51,7 +51,7 @@ export interface PeerStatus {
   readonly twin_applied_my_lsn: number | null;
   readonly i_applied_twin_lsn: number | null;
   readonly twin_latest_lsn: number | null;
-  readonly lag: { frames: number | null; seconds: number | null };
+  readonly lag: { frames: number | null; bytes: number | null; seconds: number | null };
   readonly gaps: ReturnType<Store["gapsFor"]>;
   readonly conflicts: { same_point: number; type: number; sample: unknown };
   readonly clock_offset_ms: number | null;
@@ -116,6 +116,7 @@ export class PeerLink {
   private twinHlc = 0;
   private appliedOfMine: number | null = null;
   private clockOffset: number | null = null;
+  private pendingBytes: number | null = null;
   private lastError: string | null = null;
   private lastContact: number | null = null;
   private activeAddress: string | null = null;
@@ -328,7 +329,10 @@ export class PeerLink {
   }
 
   private onControl(m: Message): void {
-    if (m.type === "heartbeat") this.noteClock(m.heartbeat.latest_lsn, m.heartbeat.applied_of_you, m.heartbeat.hlc, m.heartbeat.time_ms);
+    if (m.type === "heartbeat") {
+      this.noteClock(m.heartbeat.latest_lsn, m.heartbeat.applied_of_you, m.heartbeat.hlc, m.heartbeat.time_ms);
+      this.pendingBytes = m.heartbeat.pending_bytes ?? null;
+    }
     else if (m.type === "error") throw new TsdbError("bad_request", `twin reported: ${m.error}`);
     else if (m.type !== "gap") throw new TsdbError("corrupt_frame", `unexpected ${m.type} message in the frame stream`);
   }
@@ -508,7 +512,8 @@ export class PeerLink {
       twin_applied_my_lsn: this.appliedOfMine,
       i_applied_twin_lsn: applied,
       twin_latest_lsn: this.twinLatest,
-      lag: { frames: lagFrames, seconds: lagSeconds },
+      // Bytes: what the twin had not yet sent us at its last heartbeat (0 once caught up).
+      lag: { frames: lagFrames, bytes: lagFrames === 0 ? 0 : this.pendingBytes, seconds: lagSeconds },
       gaps: this.twin === null ? [] : store.gapsFor(this.twin.nodeId),
       conflicts: { same_point: conflicts.count, type: store.typeConflictCount(), sample: conflicts.sample },
       clock_offset_ms: this.clockOffset,

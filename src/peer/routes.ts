@@ -124,7 +124,14 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
             lastBeat = nowMs();
             yield {
               type: "heartbeat",
-              heartbeat: { latest_lsn: store.latestLsn(), applied_of_you: store.cursorFor(requester)?.lsn ?? null, hlc: store.currentHlc(), time_ms: nowMs() },
+              heartbeat: {
+                latest_lsn: store.latestLsn(),
+                applied_of_you: store.cursorFor(requester)?.lsn ?? null,
+                // What the requester still lacks, from what we have sent (its cursor may lag that).
+                pending_bytes: store.ownBytesAfter(cursor),
+                hlc: store.currentHlc(),
+                time_ms: nowMs(),
+              },
             };
           }
         }

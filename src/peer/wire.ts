@@ -25,6 +25,8 @@ export interface Hello {
 export interface Heartbeat {
   readonly latest_lsn: number;
   readonly applied_of_you: number | null;
+  /** Bytes of the sender's frames the receiver has not applied yet (by its cursor). */
+  readonly pending_bytes?: number;
   readonly hlc: number;
   readonly time_ms: number;
 }

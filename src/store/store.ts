@@ -305,6 +305,7 @@ export class Store {
         .raw(),
       oldestOwn: sqlite.prepare("SELECT MIN(lsn) FROM frames WHERE origin_id = ?").raw(),
       ownAfter: sqlite.prepare("SELECT lsn, bytes FROM frames WHERE origin_id = ? AND lsn > ? ORDER BY lsn").raw(),
+      ownBytesAfter: sqlite.prepare("SELECT COALESCE(SUM(length(bytes)), 0) FROM frames WHERE origin_id = ? AND lsn > ?").raw(),
       getCursor: sqlite.prepare("SELECT incarnation, lsn, hlc FROM cursors WHERE origin_id = ?").raw(),
       setCursor: sqlite.prepare(
         "INSERT INTO cursors (origin_id, incarnation, lsn, hlc) VALUES (?, ?, ?, ?) ON CONFLICT (origin_id) DO UPDATE SET incarnation = excluded.incarnation, lsn = excluded.lsn, hlc = excluded.hlc",
@@ -907,6 +908,11 @@ export class Store {
   oldestOwnLsn(): Lsn | null {
     const v = scalar(this.stmts.oldestOwn, [this.selfId]);
     return v === null || v === undefined ? null : Number(v);
+  }
+
+  /** Bytes of own frames after `after` still in the log (what a twin at `after` has yet to get). */
+  ownBytesAfter(after: Lsn): number {
+    return Number(scalar(this.stmts.ownBytesAfter, [this.selfId, after]) ?? 0);
   }
 
   /** Own frames after `after`, oldest first, up to about `maxBytes` (at least one frame). */

@@ -62,7 +62,7 @@ export interface PeerStatusJson {
   gaps: Array<{ from: number; to: number; repairedAt: number | null }>;
   counters: { frames_applied: number; frames_refused: number; backfill_values: number; reconnects: number };
   conflicts: { same_point: number; type: number };
-  lag: { frames: number | null };
+  lag: { frames: number | null; bytes: number | null; seconds: number | null };
 }
 
 export async function peerStatus(url: string): Promise<PeerStatusJson> {
