@@ -108,6 +108,38 @@ describe("applying a twin's frames", () => {
     expect(exported(b)).toBe(exported(a));
   });
 
+  test("a drop that arrives late keeps what the twin wrote after it, on both sides", async () => {
+    const ca = { ms: 1_000 };
+    const cb = { ms: 1_000 };
+    const [a, b] = [node("a", ca), node("b", cb)];
+    await write(a, "m,h=x v=1 10\nk v=1 10");
+    await ship(a, b);
+    ca.ms = 2_000;
+    await a.dropDatabase("db"); // a's drop ...
+    cb.ms = 3_000;
+    await write(b, "m,h=y v=2 20"); // ... and b's later write, before b has seen the drop
+    await ship(a, b);
+    await ship(b, a);
+    expect(exported(b)).toBe("m,h=y v=2 20\n");
+    expect(exported(a)).toBe(exported(b));
+  });
+
+  test("DROP MEASUREMENT obeys the same rule", async () => {
+    const ca = { ms: 1_000 };
+    const cb = { ms: 1_000 };
+    const [a, b] = [node("a", ca), node("b", cb)];
+    await write(a, "m v=1 10\nk v=1 10");
+    await ship(a, b);
+    ca.ms = 2_000;
+    await a.dropMeasurement("db", "m");
+    cb.ms = 3_000;
+    await write(b, "m v=2 20");
+    await ship(a, b, 1);
+    await ship(b, a);
+    expect(exported(b)).toBe("k v=1 10\nm v=2 20\n");
+    expect(exported(a)).toBe(exported(b));
+  });
+
   test("the same point written on both sides converges to the newer version on both", async () => {
     const ca = { ms: 1_000 };
     const cb = { ms: 2_000 };

@@ -22,7 +22,17 @@ import { escapeFieldKey, formatFieldValue, splitSeriesKey } from "../lineprotoco
 import { parseLines } from "../lineprotocol/parse.ts";
 import type { FieldType, FieldValue, PointBatch, Precision } from "../lineprotocol/types.ts";
 import { silentLogger, type Logger } from "../log.ts";
-import { decodeFrame, describeFrame, encodeFrame, writeText, type Frame, type SchemaOp } from "../wal/frame.ts";
+import {
+  decodeFrame,
+  describeFrame,
+  encodeFrame,
+  writeText,
+  type DeleteOp,
+  type DropDatabaseOp,
+  type DropMeasurementOp,
+  type Frame,
+  type SchemaOp,
+} from "../wal/frame.ts";
 import { HybridClock } from "../wal/hlc.ts";
 import { formatPosition, type Lsn } from "../wal/position.ts";
 import { Catalog, type DbEntry, type FieldEntry, type MeasurementEntry, type SeriesEntry } from "./catalog.ts";
@@ -285,6 +295,7 @@ export class Store {
       trimFrames: sqlite.prepare("DELETE FROM frames WHERE seq <= ?"),
       chunkById: sqlite.prepare("SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE id = ?").raw(),
       deleteChunk: sqlite.prepare("DELETE FROM chunks WHERE id = ?"),
+      chunkMetaOf: sqlite.prepare("SELECT id, field_id, min_time, max_time, count, max_hlc FROM chunks WHERE series_id = ?").safeIntegers(true).raw(),
       setRetention: sqlite.prepare("UPDATE databases SET retention_ns = ?, retention_hlc = ? WHERE id = ?"),
       dropExpiredChunks: sqlite.prepare("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ?) AND max_time < ?"),
       straddlingChunks: sqlite
@@ -1191,52 +1202,56 @@ export class Store {
         }
         return 1;
       }
-      case "drop_db": {
-        const db = this.catalog.dbs.get(op.db);
-        if (db === undefined) return 0;
-        this.chunkCount -= this.sqlite.prepare("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ?)").run([db.id]).changes;
-        this.sqlite.prepare("DELETE FROM series WHERE db_id = ?").run([db.id]);
-        this.sqlite.prepare("DELETE FROM fields WHERE db_id = ?").run([db.id]);
-        this.sqlite.prepare("DELETE FROM databases WHERE id = ?").run([db.id]);
-        return 1;
-      }
-      case "drop_measurement": {
-        const db = this.catalog.dbs.get(op.db);
-        const m = db?.measurements.get(op.measurement);
-        if (db === undefined || m === undefined) return 0;
-        this.chunkCount -= this.sqlite
-          .prepare("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ? AND measurement = ?)")
-          .run([db.id, m.name]).changes;
-        this.sqlite.prepare("DELETE FROM series WHERE db_id = ? AND measurement = ?").run([db.id, m.name]);
-        this.sqlite.prepare("DELETE FROM fields WHERE db_id = ? AND measurement = ?").run([db.id, m.name]);
-        return 1;
-      }
+      case "drop_db":
+      case "drop_measurement":
       case "delete": {
         const db = this.catalog.dbs.get(op.db);
         if (db === undefined) return 0;
+        const { series, start, end } = this.scopeOf(db, op);
         const keep = this.survives(frame);
         let touched = 0;
         const emptied = new Map<MeasurementEntry, number>();
-        for (const key of op.seriesKeys) {
-          const series = db.series.get(key);
-          if (series === undefined) continue;
+        for (const s of series) {
           touched++;
-          let remaining = this.rewriteChunks(series, op.start, op.end, keep);
-          for (const b of series.buffers.values()) {
-            for (let i = 0; i < b.length; i++) if (!inRange(b.timeAt(i), op.start, op.end) || keep(0n, b.hlcAt(i), b.originAt(i))) remaining++;
+          let remaining = this.rewriteChunks(s, start, end, keep, frame);
+          for (const b of s.buffers.values()) {
+            for (let i = 0; i < b.length; i++) if (!inRange(b.timeAt(i), start, end) || keep(0n, b.hlcAt(i), b.originAt(i))) remaining++;
           }
           if (remaining === 0) {
-            this.sqlite.prepare("DELETE FROM series WHERE id = ?").run([series.id]);
-            emptied.set(series.measurement, (emptied.get(series.measurement) ?? 0) + 1);
+            this.sqlite.prepare("DELETE FROM series WHERE id = ?").run([s.id]);
+            emptied.set(s.measurement, (emptied.get(s.measurement) ?? 0) + 1);
           }
         }
-        // A measurement whose every series went loses its fields too, as in InfluxDB.
+        // A measurement whose every series went loses its fields too, as in InfluxDB; a dropped
+        // database goes when nothing newer than the drop is left in it.
+        let left = db.series.size;
         for (const [m, n] of emptied) {
+          left -= n;
           if (n === m.series.length) this.sqlite.prepare("DELETE FROM fields WHERE db_id = ? AND measurement = ?").run([db.id, m.name]);
         }
-        return touched;
+        if (op.kind === "drop_db" && left === 0) {
+          this.sqlite.prepare("DELETE FROM fields WHERE db_id = ?").run([db.id]);
+          this.sqlite.prepare("DELETE FROM databases WHERE id = ?").run([db.id]);
+        }
+        return op.kind === "delete" ? touched : 1;
       }
     }
+  }
+
+  /**
+   * What a drop or delete covers: its series and time range. Drops are deletes of every
+   * series in their scope over all time, so they obey the same version rule: a value written
+   * after the drop (on the twin, concurrently) survives it on both boxes.
+   */
+  private scopeOf(db: DbEntry, op: DropDatabaseOp | DropMeasurementOp | DeleteOp): { series: SeriesEntry[]; start: bigint; end: bigint } {
+    if (op.kind === "drop_db") return { series: [...db.series.values()], start: MIN_TIME, end: MAX_TIME };
+    if (op.kind === "drop_measurement") return { series: [...(db.measurements.get(op.measurement)?.series ?? [])], start: MIN_TIME, end: MAX_TIME };
+    const series: SeriesEntry[] = [];
+    for (const key of op.seriesKeys) {
+      const s = db.series.get(key);
+      if (s !== undefined) series.push(s);
+    }
+    return { series, start: op.start, end: op.end };
   }
 
   private rememberTombstone(db: string, t: Tombstone): void {
@@ -1271,45 +1286,39 @@ export class Store {
     return false;
   }
 
-  /** Rewrites one chunk keeping only the values `keep` accepts (removes it when none is left). */
-  private trimChunk(id: number, seriesId: number, field: FieldEntry, keep: (t: bigint) => boolean): void {
+  /** Rewrites one chunk keeping only the values `keep` accepts (removes it when none is left); returns how many it kept. */
+  private trimChunk(id: number, seriesId: number, field: FieldEntry, keep: (t: bigint, hlc: bigint, origin: number) => boolean): number {
     const row = this.stmts.chunkById.get([id]) as [Uint8Array, Uint8Array, Uint8Array, number | null, Uint8Array | null] | undefined;
-    if (row === undefined) return;
+    if (row === undefined) return 0;
     const run = decodeChunk({ times: row[0], vals: row[1], hlcs: row[2], originId: row[3], origins: row[4] }, field.type);
     const kept: number[] = [];
-    for (let i = 0; i < run.times.length; i++) if (keep(run.times[i]!)) kept.push(i);
+    for (let i = 0; i < run.times.length; i++) {
+      const o = typeof run.origins === "number" ? run.origins : run.origins[i]!;
+      if (keep(run.times[i]!, run.hlcs[i]!, o)) kept.push(i);
+    }
     this.chunkCount -= this.stmts.deleteChunk.run([id]).changes;
     if (kept.length > 0) this.insertChunk(seriesId, field.id, encodeChunk(pickRun(run, kept, field.type), field.type));
+    return kept.length;
   }
 
   /** Rewrites the chunks of a series that overlap [start, end] without the deleted values; returns the values left in all its chunks. */
-  private rewriteChunks(series: SeriesEntry, start: bigint, end: bigint, keep: (t: bigint, h: bigint, o: number) => boolean): number {
+  private rewriteChunks(series: SeriesEntry, start: bigint, end: bigint, keep: (t: bigint, h: bigint, o: number) => boolean, frame: Frame): number {
     let left = 0;
-    const rows = this.sqlite
-      .prepare("SELECT id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins FROM chunks WHERE series_id = ?")
-      .safeIntegers(true)
-      .raw()
-      .all([series.id]) as Array<[bigint, bigint, bigint, bigint, bigint, Uint8Array, Uint8Array, Uint8Array, bigint | null, Uint8Array | null]>;
-    const fieldsById = new Map([...series.measurement.fields.values()].map((f) => [f.id, f]));
-    for (const [id, fieldId, minTime, maxTime, count, times, vals, hlcs, originId, origins] of rows) {
+    const hlc = BigInt(frame.hlc);
+    const rows = this.stmts.chunkMetaOf.all([series.id]) as Array<[bigint, bigint, bigint, bigint, bigint, bigint | null]>;
+    for (const [id, fieldId, minTime, maxTime, count, maxHlc] of rows) {
       if (maxTime < start || minTime > end) {
         left += Number(count);
         continue;
       }
-      const field = fieldsById.get(Number(fieldId));
+      // Wholly inside the range and wholly older than the delete: gone without decoding it.
+      if (minTime >= start && maxTime <= end && maxHlc !== null && maxHlc < hlc) {
+        this.chunkCount -= this.stmts.deleteChunk.run([id]).changes;
+        continue;
+      }
+      const field = this.catalog.fieldsById.get(Number(fieldId));
       if (field === undefined) continue;
-      const run = decodeChunk({ times, vals, hlcs, originId: originId === null ? null : Number(originId), origins }, field.type);
-      const kept: number[] = [];
-      for (let i = 0; i < run.times.length; i++) {
-        const o = typeof run.origins === "number" ? run.origins : run.origins[i]!;
-        if (!inRange(run.times[i]!, start, end) || keep(0n, run.hlcs[i]!, o)) kept.push(i);
-      }
-      this.chunkCount -= this.sqlite.prepare("DELETE FROM chunks WHERE id = ?").run([id]).changes;
-      if (kept.length > 0) {
-        const c = encodeChunk(pickRun(run, kept, field.type), field.type);
-        this.insertChunk(series.id, field.id, c);
-        left += kept.length;
-      }
+      left += this.trimChunk(Number(id), series.id, field, (t, h, o) => !inRange(t, start, end) || keep(t, h, o));
     }
     return left;
   }
@@ -1326,46 +1335,27 @@ export class Store {
         s.buffers.clear();
       }
     };
-    switch (op.kind) {
-      case "create_db":
-        return;
-      case "drop_db": {
-        const db = this.catalog.dbs.get(op.db);
-        if (db === undefined) return;
-        forgetBuffers(db.series.values());
-        this.catalog.forgetDb(db);
-        return;
-      }
-      case "drop_measurement": {
-        const m = this.catalog.dbs.get(op.db)?.measurements.get(op.measurement);
-        if (m === undefined) return;
-        forgetBuffers(m.series);
-        this.catalog.forgetMeasurement(m);
-        return;
-      }
-      case "delete": {
-        const db = this.catalog.dbs.get(op.db);
-        if (db === undefined) return;
-        const keep = this.survives(frame);
-        for (const key of op.seriesKeys) {
-          const series = db.series.get(key);
-          if (series === undefined) continue;
-          for (const b of series.buffers.values()) {
-            const removed = b.retain((t, h, o) => !inRange(t, op.start, op.end) || keep(t, h, o));
-            this.hotValues -= removed;
-            if (b.length === 0) {
-              this.live.delete(b);
-              this.full.delete(b);
-            }
-          }
-          if (!this.seriesRowExists(series.id)) {
-            forgetBuffers([series]);
-            this.catalog.forgetSeries(series);
-          }
+    if (op.kind === "create_db") return;
+    const db = this.catalog.dbs.get(op.db);
+    if (db === undefined) return;
+    const { series, start, end } = this.scopeOf(db, op);
+    const keep = this.survives(frame);
+    for (const s of series) {
+      for (const b of s.buffers.values()) {
+        const removed = b.retain((t, h, o) => !inRange(t, start, end) || keep(t, h, o));
+        this.hotValues -= removed;
+        if (b.length === 0) {
+          this.live.delete(b);
+          this.full.delete(b);
         }
-        return;
+      }
+      if (!this.seriesRowExists(s.id)) {
+        forgetBuffers([s]);
+        this.catalog.forgetSeries(s);
+        this.compactor.forgetSeries(s.id);
       }
     }
+    if (op.kind === "drop_db" && db.series.size === 0) this.catalog.forgetDb(db);
   }
 
   private seriesRowExists(id: number): boolean {
