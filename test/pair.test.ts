@@ -125,13 +125,19 @@ describe("pairing", () => {
         pair.a.proxy.cut();
         pair.b.proxy.cut();
         await load(pair, acked, { requests: 5 });
+        // A delete during the cut must reach b through the refill too.
+        const del = await fetch(`${pair.a.node.url}/query?db=test&q=${encodeURIComponent("DROP SERIES FROM own WHERE node = 'b' AND w = '0'")}`, { method: "POST" });
+        expect(JSON.stringify(await del.json())).not.toContain("error");
+        for (const k of [...acked.keys()]) if (k.startsWith("own,node=b,w=0 ")) acked.delete(k);
         await Bun.sleep(1500);
         // A graceful restart flushes everything and trims frames past the retention.
         await pair.a.node.stop();
         await pair.restart(pair.a);
         pair.a.proxy.heal();
         pair.b.proxy.heal();
-        expectAll(await converged(pair), acked);
+        const after = await converged(pair);
+        expectAll(after, acked);
+        expect(after).not.toContain("own,node=b,w=0 ");
         const b = await peerStatus(pair.b.node.url);
         expect(b.gaps.length).toBeGreaterThan(0);
         expect(b.gaps.every((g) => g.repairedAt !== null)).toBe(true);

@@ -389,6 +389,8 @@ export class PeerLink {
           if (m.hello.node_id !== h.node_id || m.hello.incarnation !== h.incarnation) {
             throw new TsdbError("identity", "the twin changed while backfilling; starting over");
           }
+        } else if (m.type === "tomb") {
+          await this.opts.store.applyTombstones([m.tomb]);
         } else if (m.type === "record") {
           batch.push(m.record);
           if (batch.length >= BACKFILL_BATCH) await flush();
@@ -456,6 +458,7 @@ export class PeerLink {
       let batch: BackfillRecord[] = [];
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         for (const m of reader.push(chunk)) {
+          if (m.type === "tomb") await this.opts.store.applyTombstones([m.tomb]);
           if (m.type === "record") batch.push(m.record);
           if (batch.length >= BACKFILL_BATCH || (m.type === "done" && batch.length > 0)) {
             stored += (await this.opts.store.applyBackfill(twin, batch)).stored;

@@ -154,6 +154,10 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
       const h = hello(requester);
       yield { type: "hello", hello: h };
       log.info("backfilling the twin from storage", { twin: requester, origin: scope, since_hlc: sinceHlc, resume_after: h.latest_lsn });
+      // Deletes first, so the records below land on a store that already knows them.
+      for (const tomb of store.tombstonesSince(sinceHlc, scope === "self" ? store.nodeId : null)) {
+        if (db === undefined || tomb.db === db) yield { type: "tomb", tomb };
+      }
       let sliceStart = performance.now();
       let records = 0;
       for (const record of store.backfillRecords({ sinceHlc, origin: scope === "self" ? store.nodeId : null, db, start, end })) {

@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { deflateRaw, inflateRaw } from "node:zlib";
 import { TsdbError } from "../errors.ts";
 import type { FieldType } from "../lineprotocol/types.ts";
-import type { BackfillRecord } from "../store/store.ts";
+import type { BackfillRecord, TombstoneRecord } from "../store/store.ts";
 
 /** The sender introduces itself at the start of every stream. */
 export interface Hello {
@@ -51,10 +51,12 @@ export type Message =
   | { readonly type: "heartbeat"; readonly heartbeat: Heartbeat }
   | { readonly type: "gap"; readonly gap: Gap }
   | { readonly type: "record"; readonly record: BackfillRecord }
+  /** A tombstone sent with a backfill, so deletes made during a gap reach the twin too. */
+  | { readonly type: "tomb"; readonly tomb: TombstoneRecord }
   | { readonly type: "done"; readonly done: Done }
   | { readonly type: "error"; readonly error: string };
 
-const CODES = { hello: 1, frame: 2, heartbeat: 3, gap: 4, record: 5, done: 6, error: 7, frame_z: 8 } as const;
+const CODES = { hello: 1, frame: 2, heartbeat: 3, gap: 4, record: 5, done: 6, error: 7, frame_z: 8, tomb: 9 } as const;
 const TYPES = new Map(Object.entries(CODES).map(([k, v]) => [v as number, k as Message["type"]]));
 /** Larger messages are refused: a frame holds one request body (25 MB by default). */
 export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
@@ -83,6 +85,9 @@ export function encodeMessage(m: Message): Uint8Array {
       break;
     case "done":
       payload = json(m.done);
+      break;
+    case "tomb":
+      payload = json(m.tomb);
       break;
     case "error":
       payload = json({ error: m.error });
@@ -126,6 +131,8 @@ function decodePayload(type: Message["type"], p: Uint8Array): Message {
       return { type, record: decodeRecord(p) };
     case "done":
       return { type, done: parseJson<Done>(p, "done") };
+    case "tomb":
+      return { type, tomb: parseJson<TombstoneRecord>(p, "tomb") };
     case "error":
       return { type, error: parseJson<{ error: string }>(p, "error").error };
   }

@@ -143,6 +143,17 @@ export interface GapRecord {
   readonly repairedAt: number | null;
 }
 
+/** A tombstone as it travels in a backfill (versions as decimal strings, origin as node id). */
+export interface TombstoneRecord {
+  readonly db: string;
+  readonly measurement: string | null;
+  readonly seriesKey: string | null;
+  readonly start: string;
+  readonly end: string;
+  readonly hlc: string;
+  readonly origin: string;
+}
+
 /** One time bucket of one measurement in a digest. */
 export interface BucketDigest {
   readonly measurement: string;
@@ -754,7 +765,7 @@ export class Store {
     const now = this.nowMs();
     for (const s of staged) {
       for (const c of s.frames) {
-        this.lastSeq = c.seq;
+        if (c.seq > this.lastSeq) this.lastSeq = c.seq;
         this.applyFrame(c.frame, c.seq, now, c.points);
       }
       (s.pending.resolve as (r: unknown) => void)(s.result);
@@ -1052,6 +1063,45 @@ export class Store {
     }
   }
 
+  /** Tombstones newer than `sinceHlc` (made by `origin`, or by anyone when null), for a backfill. */
+  tombstonesSince(sinceHlc: number, origin: string | null): TombstoneRecord[] {
+    const since = BigInt(sinceHlc);
+    const originId = origin === null ? null : this.nodeIdOf(origin);
+    const out: TombstoneRecord[] = [];
+    for (const [db, list] of this.tombstones) {
+      for (const t of list) {
+        if (t.hlc <= since || (originId !== null && t.origin !== originId)) continue;
+        out.push({ db, measurement: t.measurement, seriesKey: t.seriesKey, start: String(t.start), end: String(t.end), hlc: String(t.hlc), origin: this.catalog.nodeName(t.origin) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Applies tombstones from the twin's backfill as the deletes and drops they record (same
+   * version rule), so what the twin deleted during a gap is deleted here too.
+   */
+  applyTombstones(records: readonly TombstoneRecord[]): Promise<number> {
+    return this.task(() => {
+      const frames: CommittedFrame[] = [];
+      for (const r of records) {
+        const op: SchemaOp =
+          r.measurement === null && r.seriesKey === null
+            ? { kind: "drop_db", db: r.db }
+            : r.seriesKey === null
+              ? { kind: "drop_measurement", db: r.db, measurement: r.measurement! }
+              : { kind: "delete", db: r.db, seriesKeys: [r.seriesKey], start: BigInt(r.start), end: BigInt(r.end) };
+        const hlc = Number(r.hlc);
+        this.clock.observe(hlc);
+        // Not a logged frame: it only carries the delete's version and origin to the same code.
+        const frame: Frame = { origin: r.origin, lsn: 0, hlc, op };
+        this.applySchemaToTables(frame, op);
+        frames.push({ frame, seq: 0 });
+      }
+      return { frames, result: frames.length };
+    });
+  }
+
   /**
    * Stores backfill records from the twin as chunks (merged with existing data by version on
    * read), and, with `done`, moves the twin's cursor to where its frame stream resumes.
@@ -1265,6 +1315,11 @@ export class Store {
     const hlc = BigInt(frame.hlc);
     const origin = this.nodeIdOf(frame.origin);
     const add = (measurement: string | null, seriesKey: string | null, start: bigint, end: bigint) => {
+      // The same tombstone may come again (replay, a backfill after a gap): keep one.
+      const known = this.tombstones.get(op.db)?.some(
+        (t) => t.measurement === measurement && t.seriesKey === seriesKey && t.start === start && t.end === end && t.hlc === hlc && t.origin === origin,
+      );
+      if (known) return;
       this.stmts.insertTombstone.run([op.db, measurement, seriesKey, start, end, hlc, origin]);
       this.rememberTombstone(op.db, { measurement, seriesKey, start, end, hlc, origin });
     };
