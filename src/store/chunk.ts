@@ -114,13 +114,25 @@ const VERSIONS_DICT = 1;
 export function encodeVersions(hlcs: BigInt64Array, clocks: Float64Array = toNumbers(hlcs)): Uint8Array {
   const plain = encodeTimes(hlcs);
   const n = hlcs.length;
-  // Clocks are safe integers, so plain numbers stand in for them (no bigint per value).
-  const distinct = Float64Array.from(new Set(clocks)).sort();
-  if (distinct.length * 2 > n) return tagged(VERSIONS_PLAIN, plain);
-  const slot = new Map<number, number>();
-  distinct.forEach((h, i) => slot.set(h, i));
+  // Clocks are safe integers, so plain numbers stand in for them (no bigint per value):
+  // sort a copy natively, keep each clock once, then find each value's slot by bisection.
+  const sorted = clocks.slice().sort();
+  let u = 0;
+  for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[u++] = sorted[i]!;
+  if (u * 2 > n) return tagged(VERSIONS_PLAIN, plain);
+  const distinct = sorted.subarray(0, u);
   const index = new Float64Array(n);
-  for (let i = 0; i < n; i++) index[i] = slot.get(clocks[i]!)!;
+  for (let i = 0; i < n; i++) {
+    const c = clocks[i]!;
+    let lo = 0;
+    let hi = u - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (distinct[mid]! < c) lo = mid + 1;
+      else hi = mid;
+    }
+    index[i] = lo;
+  }
   const dict = encodeTimes(fromNumbers(distinct));
   const idx = encodeInts(fromNumbers(index));
   if (4 + dict.length + idx.length >= plain.length) return tagged(VERSIONS_PLAIN, plain);

@@ -24,6 +24,9 @@ export class HotBuffer {
   /** True when two values share a timestamp (the flush must keep the newest version). */
   hasDuplicates = false;
   private times = new BigInt64Array(INITIAL_CAPACITY);
+  /** The times' memory as 32-bit words, for comparing without reading bigints (see words.ts). */
+  private timesHi = new Int32Array(this.times.buffer);
+  private timesLo = new Uint32Array(this.times.buffer);
   /** Float values live in a typed array; the other types in a plain array. */
   private floats: Float64Array | null;
   private others: FieldValue[] | null;
@@ -61,8 +64,8 @@ export class HotBuffer {
       // Out of order: find the place after every value with a time <= this one, comparing
       // 32-bit words (reading the bigints back would allocate one per step).
       const [vHi, vLo] = splitWords(time);
-      const hi = new Int32Array(this.times.buffer);
-      const lo = new Uint32Array(this.times.buffer);
+      const hi = this.timesHi;
+      const lo = this.timesLo;
       let c = 1;
       while (at > 0 && (c = compareWords(hi, lo, at - 1, vHi, vLo)) > 0) at--;
       if (at > 0 && c === 0) {
@@ -92,7 +95,7 @@ export class HotBuffer {
     const cap = this.times.length * 2;
     const times = new BigInt64Array(cap);
     times.set(this.times);
-    this.times = times;
+    this.setTimes(times);
     const hlcs = new BigInt64Array(cap);
     hlcs.set(this.hlcs);
     this.hlcs = hlcs;
@@ -104,6 +107,12 @@ export class HotBuffer {
       floats.set(this.floats);
       this.floats = floats;
     }
+  }
+
+  private setTimes(times: BigInt64Array<ArrayBuffer>): void {
+    this.times = times;
+    this.timesHi = new Int32Array(times.buffer);
+    this.timesLo = new Uint32Array(times.buffer);
   }
 
   timeAt(i: number): bigint {
@@ -161,7 +170,7 @@ export class HotBuffer {
     this.length = 0;
     this.firstSeq = 0;
     this.hasDuplicates = false;
-    this.times = new BigInt64Array(INITIAL_CAPACITY);
+    this.setTimes(new BigInt64Array(INITIAL_CAPACITY));
     this.hlcs = new BigInt64Array(INITIAL_CAPACITY);
     this.origins = new Uint16Array(INITIAL_CAPACITY);
     if (this.floats !== null) this.floats = new Float64Array(INITIAL_CAPACITY);
