@@ -66,6 +66,14 @@ describe("/write (InfluxDB 1.x)", () => {
     });
   }
 
+  test("tells the LSN of the frame that holds the write, rising by one per request", async () => {
+    const first = await write(node.url, "lsn v=1 1", "db=lsn");
+    const second = await write(node.url, "lsn v=2 2", "db=lsn");
+    const a = Number(first.headers.get("x-tsdb-pair-lsn"));
+    expect(Number.isInteger(a) && a > 0).toBe(true);
+    expect(Number(second.headers.get("x-tsdb-pair-lsn"))).toBe(a + 1);
+  });
+
   test("stamps lines without a timestamp with the server time truncated to the precision", async () => {
     const before = BigInt(Date.now()) * 1_000_000n;
     expect((await write(node.url, "now v=1", "db=nowdb&precision=s")).status).toBe(204);

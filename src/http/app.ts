@@ -163,6 +163,8 @@ export function createApp(opts: AppOptions): Hono {
       parseErrors: errors.length,
       typeConflicts: outcome.conflicts.length,
     });
+    // The frame's LSN lets a client (or the pair benchmark) follow the write to the twin.
+    if (outcome.lsn !== null) c.header("X-Tsdb-Pair-Lsn", String(outcome.lsn));
     if (errors.length === 0 && outcome.conflicts.length === 0) return c.body(null, 204);
     const message = writeErrorMessage(errors, outcome);
     return errorResponse(c, dialect, 400, dialect === "v1" ? "bad_request" : "invalid", message);

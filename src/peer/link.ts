@@ -265,10 +265,16 @@ export class PeerLink {
           hello = h;
           this.onHello(h);
           const stored = store.cursorFor(h.node_id);
-          if (stored === null || stored.incarnation !== h.incarnation || stored.lsn !== after) {
-            // A twin we never applied, a new incarnation of it, or a first contact under a
-            // guessed cursor: refill from its storage, then stream from where that ends.
+          if (stored === null || stored.incarnation !== h.incarnation) {
+            // A twin we never applied, or a new incarnation of it (disk replaced, restored):
+            // its offsets mean nothing here; refill from its storage, then stream from there.
             next = () => this.seed(h, stored);
+            break stream;
+          }
+          if (stored.lsn !== after) {
+            // First contact after a restart (we did not know the twin's id yet): reconnect
+            // at the stored cursor instead.
+            next = async () => {};
             break stream;
           }
           this.state = "STREAMING";

@@ -8,6 +8,7 @@ import { TsdbError } from "../errors.ts";
 import { sameSecret } from "../secret.ts";
 import type { Logger } from "../log.ts";
 import type { Store } from "../store/store.ts";
+import { metrics } from "../ops/metrics.ts";
 import { compressFrame, encodeMessage, type Hello, type Message } from "./wire.ts";
 
 /** A database and time range to re-send (peer verify --repair). */
@@ -108,8 +109,9 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
             return;
           }
           for (const f of batch) {
-            // Compressed off the event loop (zlib's own threads), so ingest here is not slowed.
-            if (compress) yield { type: "frame_z", bytes: await compressFrame(f.bytes) };
+            metrics.peerFramesSent.inc({ peer: requester });
+            metrics.peerBytesSent.inc({ peer: requester }, f.bytes.length);
+            if (compress) yield { type: "frame_z", bytes: compressFrame(f.bytes) };
             else yield { type: "frame", bytes: f.bytes };
           }
           cursor = batch[batch.length - 1]!.lsn;

@@ -58,6 +58,8 @@ const DISK_CHECK_MS = 1000;
 const RETENTION_EVERY_MS = 60_000;
 /** How long one compaction step may hold the writer (only when it is otherwise idle). */
 const COMPACT_STEP_MS = 20;
+/** Compaction waits until no write has been committed for this long. */
+const COMPACT_AFTER_IDLE_MS = 1000;
 /** How often the frame log is trimmed when frames are kept for a twin. */
 const TRIM_EVERY_MS = 1000;
 /** How often buffers are checked for age. */
@@ -277,6 +279,8 @@ export class Store {
   private diskFree = Number.POSITIVE_INFINITY;
   private readonly dataDir: string;
   private retentionTimer: ReturnType<typeof setInterval> | null = null;
+  private compactTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastCommitAt = Number.NEGATIVE_INFINITY;
   private readonly stmts;
 
   private constructor(
@@ -626,6 +630,7 @@ export class Store {
     if (this.closed) return;
     this.closed = true;
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
+    if (this.compactTimer !== null) clearTimeout(this.compactTimer);
     while (this.queue.length > 0) this.commitGroup(this.queue.splice(0));
     this.flushAll();
     try {
@@ -680,9 +685,23 @@ export class Store {
       const overCap = this.hotValues * BYTES_PER_HOT_VALUE > this.engine.hotMemoryBytes;
       this.flushStep(overCap ? FLUSH_STEP_OVER_CAP_MS : FLUSH_STEP_MS, false);
     }
-    // Compaction only uses time the writer would otherwise spend idle.
-    if (this.queue.length === 0 && !this.flushWanted() && this.compactor.hasWork()) this.compactStep(COMPACT_STEP_MS);
-    if (this.queue.length > 0 || this.flushWanted() || this.compactor.hasWork()) this.schedule();
+    // Compaction only uses time the writer would otherwise spend idle: not between the
+    // requests of a busy stream (own ingest or the twin's frames), only once writes pause.
+    const quiet = this.nowMs() - this.lastCommitAt >= COMPACT_AFTER_IDLE_MS;
+    if (this.queue.length === 0 && !this.flushWanted() && this.compactor.hasWork()) {
+      if (quiet) this.compactStep(COMPACT_STEP_MS);
+      else this.scheduleCompaction();
+    }
+    if (this.queue.length > 0 || this.flushWanted() || (quiet && this.compactor.hasWork())) this.schedule();
+  }
+
+  /** Looks again once the writer may have gone quiet. */
+  private scheduleCompaction(): void {
+    if (this.compactTimer !== null || this.closed) return;
+    this.compactTimer = setTimeout(() => {
+      this.compactTimer = null;
+      this.schedule();
+    }, COMPACT_AFTER_IDLE_MS);
   }
 
   /** Runs compaction for up to `budgetMs` in one transaction (old or new chunks, never both). */
@@ -770,6 +789,7 @@ export class Store {
       }
       (s.pending.resolve as (r: unknown) => void)(s.result);
     }
+    if (staged.some((st) => st.frames.length > 0)) this.lastCommitAt = this.nowMs();
     for (const listener of this.commitListeners) listener();
   }
 
