@@ -227,11 +227,6 @@ export const AGGREGATES = new Set(["mean", "median", "mode", "sum", "count", "sp
 /** Functions that pick one of the points (and so can carry its time and other columns). */
 export const SELECTORS = new Set(["min", "max", "first", "last", "percentile"]);
 
-/** True for calls that make a SELECT an aggregate query. */
-export function isAggregateCall(e: Expr): boolean {
-  return e.kind === "call" && (AGGREGATES.has(e.name) || SELECTORS.has(e.name));
-}
-
 /** Writes an expression back as InfluxQL (for error messages and tests). */
 export function formatExpr(e: Expr): string {
   switch (e.kind) {

@@ -204,13 +204,6 @@ export class Catalog {
     this.dbs.delete(db.name);
   }
 
-  /** Forgets a measurement with its fields and series (their rows are already deleted). */
-  forgetMeasurement(m: MeasurementEntry): void {
-    for (const s of m.series) m.db.series.delete(s.key);
-    for (const f of m.fields.values()) this.fieldsById.delete(f.id);
-    m.db.measurements.delete(m.name);
-  }
-
   /** Forgets one series; a measurement left without series goes too, as in InfluxDB. */
   forgetSeries(s: SeriesEntry): void {
     const m = s.measurement;

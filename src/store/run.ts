@@ -55,10 +55,6 @@ export function versionOrder(nodeName: (id: number) => string): VersionOrder {
   };
 }
 
-export function runLength(r: Run): number {
-  return r.times.length;
-}
-
 /** True when times strictly increase (no duplicate timestamps). */
 function strictlyIncreasing(times: BigInt64Array): boolean {
   for (let i = 1; i < times.length; i++) if (times[i - 1]! >= times[i]!) return false;
