@@ -45,8 +45,8 @@ test(
         }
       })();
       await writer;
-      // Let flushes and compaction run, then kill at a random moment.
-      await Bun.sleep(Math.floor(Math.random() * 300));
+      // Compaction starts after a second without writes: kill at a random moment after that.
+      await Bun.sleep(1000 + Math.floor(Math.random() * 400));
       const scrape = await (await fetch(`${node.url}/metrics`)).text();
       compactions += Number(/^tsdb_pair_store_compaction_duration_seconds_count (\d+)/m.exec(scrape)?.[1] ?? 0);
       killed = true;
