@@ -20,23 +20,35 @@
  * the cores idle, and flags a measurement as contended if they did not.
  */
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import {
-  closeSync,
   existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import {
+  BenchError,
+  Deadline,
+  freePort,
+  killAll,
+  logTail,
+  progress,
+  readCpuSeconds,
+  readMachineBusySeconds,
+  setProgressLabel,
+  sleep,
+  spawnServer,
+  within,
+  type Server,
+} from "./harness.ts";
 import { DEFAULT_BATCH, DEFAULT_HOSTS, DEFAULT_LINES, makeWorkload, type Workload } from "./workload.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -83,28 +95,6 @@ interface BenchConfig {
   deadlineMs: number;
   calibrate: boolean;
   repoRoot: string;
-}
-
-/** Stable codes for everything that can go wrong, so the JSON can be read by scripts. */
-type ErrorCode =
-  | "usage"
-  | "deadline-exceeded"
-  | "spawn-failed"
-  | "not-ready"
-  | "exited-early"
-  | "write-failed"
-  | "setup-failed"
-  | "stop-timeout";
-
-class BenchError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = "BenchError";
-  }
 }
 
 /** Turns argv into a complete, validated config; the only place flags are read. */
@@ -170,89 +160,6 @@ function resolveConfig(argv: string[]): BenchConfig {
 // ---------------------------------------------------------------------------------------
 // Small helpers: progress, deadline, processes, /proc, directories
 
-const benchStart = performance.now();
-
-function progress(message: string): void {
-  process.stderr.write(`[bench ${((performance.now() - benchStart) / 1000).toFixed(1)}s] ${message}\n`);
-}
-
-class Deadline {
-  private readonly at: number;
-  constructor(ms: number) {
-    this.at = Date.now() + ms;
-  }
-  remaining(): number {
-    return this.at - Date.now();
-  }
-  /** Throws once the global deadline has passed; `doing` says what was interrupted. */
-  check(doing: string): void {
-    if (this.remaining() <= 0) throw new BenchError("deadline-exceeded", `global deadline exceeded while ${doing}`);
-  }
-  /** A timeout no longer than `ms` and never past the deadline. */
-  cap(ms: number): number {
-    return Math.max(1, Math.min(ms, this.remaining()));
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The promise's value, or null after `ms`; the timer is cleared so it never holds the process open. */
-async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<null>((r) => {
-    timer = setTimeout(() => r(null), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Child processes still alive, so every exit path can end them. */
-const children = new Set<ChildProcess>();
-
-interface Server {
-  name: string;
-  proc: ChildProcess;
-  pid: number;
-  baseUrl: string;
-  logPath: string;
-  /** Resolves with the exit code (or signal name) once the process has exited. */
-  exited: Promise<string>;
-  exitedYet(): string | null;
-}
-
-function startProcess(name: string, cmd: string, args: string[], cwd: string, logPath: string, baseUrl: string): Server {
-  const log = openSync(logPath, "a");
-  let proc: ChildProcess;
-  try {
-    proc = spawn(cmd, args, { cwd, stdio: ["ignore", log, log], env: process.env });
-  } catch (err) {
-    throw new BenchError("spawn-failed", `cannot start ${name} (${cmd} ${args.join(" ")}): ${String(err)}`, { cause: err });
-  } finally {
-    closeSync(log);
-  }
-  let exit: string | null = null;
-  const exited = new Promise<string>((res) => {
-    proc.once("exit", (code, signal) => {
-      exit = signal ?? String(code);
-      children.delete(proc);
-      res(exit);
-    });
-    proc.once("error", (err) => {
-      exit = `spawn error: ${err.message}`;
-      children.delete(proc);
-      res(exit);
-    });
-  });
-  children.add(proc);
-  if (proc.pid === undefined) {
-    throw new BenchError("spawn-failed", `cannot start ${name} (${cmd} ${args.join(" ")}): no pid`);
-  }
-  return { name, proc, pid: proc.pid, baseUrl, logPath, exited, exitedYet: () => exit };
-}
-
 async function waitReady(server: Server, deadline: Deadline): Promise<void> {
   const until = Date.now() + deadline.cap(READY_TIMEOUT_MS);
   let last = "no answer yet";
@@ -262,7 +169,7 @@ async function waitReady(server: Server, deadline: Deadline): Promise<void> {
       throw new BenchError("exited-early", `${server.name} exited (${exit}) before answering /ping; log tail: ${logTail(server.logPath)}`);
     }
     try {
-      const res = await fetch(`${server.baseUrl}/ping`, { signal: AbortSignal.timeout(1_000) });
+      const res = await fetch(`${server.url}/ping`, { signal: AbortSignal.timeout(1_000) });
       await res.arrayBuffer();
       if (res.status >= 200 && res.status < 300) return;
       last = `status ${res.status}`;
@@ -289,55 +196,12 @@ async function stopProcess(server: Server, deadline: Deadline): Promise<{ exit: 
   return { exit, stopMs: performance.now() - t0 };
 }
 
-function killAll(): void {
-  for (const c of children) c.kill("SIGKILL");
-}
-
-function logTail(path: string): string {
-  try {
-    const text = readFileSync(path, "utf8");
-    return text.slice(-LOG_TAIL_BYTES);
-  } catch {
-    return "(no log)";
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => (port > 0 ? res(port) : rej(new Error("no port assigned"))));
-    });
-  });
-}
-
 /** Reads VmRSS / VmHWM (bytes) of a live process; null once it has gone. */
 function readMem(pid: number): { rss: number; hwm: number } | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0) * 1024;
     return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
-  } catch {
-    return null;
-  }
-}
-
-const CLOCK_TICKS = (() => {
-  const out = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
-  const n = Number(out.stdout?.trim());
-  return Number.isFinite(n) && n > 0 ? n : 100;
-})();
-
-/** User+system CPU seconds used so far by a live process (all threads). */
-function readCpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(rest[11]) + Number(rest[12])) / CLOCK_TICKS;
   } catch {
     return null;
   }
@@ -482,13 +346,13 @@ async function postAll(url: string, prepared: PreparedBodies, connections: numbe
 /** Posts the workload to a null sink in a separate process: the load generator's own ceiling. */
 async function calibrate(cfg: BenchConfig, prepared: PreparedBodies, tmp: string, deadline: Deadline): Promise<Record<string, unknown>> {
   const port = await freePort();
-  const server = startProcess("null-sink", process.execPath, [join(cfg.repoRoot, "bench", "null-sink.ts"), String(port)], cfg.repoRoot, join(tmp, "null-sink.log"), `http://127.0.0.1:${port}`);
+  const server = spawnServer("null-sink", process.execPath, [join(cfg.repoRoot, "bench", "null-sink.ts"), String(port)], cfg.repoRoot, join(tmp, "null-sink.log"), `http://127.0.0.1:${port}`);
   try {
     await waitReady(server, deadline);
     const cpu0 = readCpuSeconds(server.pid) ?? 0;
-    const load = await postAll(`${server.baseUrl}/write`, prepared, cfg.connections, deadline, "null-sink");
+    const load = await postAll(`${server.url}/write`, prepared, cfg.connections, deadline, "null-sink");
     const sinkCpu = (readCpuSeconds(server.pid) ?? 0) - cpu0;
-    const stats = (await (await fetch(`${server.baseUrl}/stats`, { signal: AbortSignal.timeout(5_000) })).json()) as { connections?: number };
+    const stats = (await (await fetch(`${server.url}/stats`, { signal: AbortSignal.timeout(5_000) })).json()) as { connections?: number };
     return {
       linesPerSec: round(load.lines / load.elapsedSeconds),
       elapsedSeconds: round(load.elapsedSeconds, 3),
@@ -575,7 +439,7 @@ const influxdb = (cfg: BenchConfig): SystemSpec => ({
     return { cmd: "influxd", args: ["-config", conf], cwd: dir };
   },
   setup: async (server, deadline) => {
-    const res = await fetch(`${server.baseUrl}/query`, {
+    const res = await fetch(`${server.url}/query`, {
       method: "POST",
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({ q: `CREATE DATABASE ${DB}` }),
@@ -759,7 +623,7 @@ async function runSystem(spec: SystemSpec, cfg: BenchConfig, workload: Workload,
   const launch = spec.launch(dir, port, await freePort());
   const commandLine = [launch.cmd, ...launch.args].join(" ");
   progress(`${spec.name}: starting ${commandLine}`);
-  const server = startProcess(spec.name, launch.cmd, launch.args, launch.cwd, join(tmp, `${spec.name}.log`), `http://127.0.0.1:${port}`);
+  const server = spawnServer(spec.name, launch.cmd, launch.args, launch.cwd, join(tmp, `${spec.name}.log`), `http://127.0.0.1:${port}`);
   const rss = new RssPoller(server.pid);
   rss.start();
   const result: SystemResult = { status: "failed", version: spec.version(), command: commandLine, cwd: launch.cwd, dataDir: dir };
@@ -768,10 +632,10 @@ async function runSystem(spec: SystemSpec, cfg: BenchConfig, workload: Workload,
     await spec.setup(server, deadline);
     const idleRss = readMem(server.pid)?.rss ?? null;
     const quiet = await waitQuiet(server.pid, deadline);
-    progress(`${spec.name}: ready on ${server.baseUrl}; posting ${prepared.bodies.length} bodies`);
+    progress(`${spec.name}: ready on ${server.url}; posting ${prepared.bodies.length} bodies`);
     const cpu0 = readCpuSeconds(server.pid);
     const machine0 = readMachineBusySeconds();
-    const load = await postAll(`${server.baseUrl}/write?db=${DB}&precision=ns`, prepared, cfg.connections, deadline, spec.name);
+    const load = await postAll(`${server.url}/write?db=${DB}&precision=ns`, prepared, cfg.connections, deadline, spec.name);
     const machine1 = readMachineBusySeconds();
     const cpu1 = readCpuSeconds(server.pid);
     rss.step();
@@ -867,7 +731,7 @@ async function validateAfterRestart(spec: SystemSpec, dir: string, tmp: string, 
   progress(`${spec.name}: restarting to validate what was persisted`);
   let server: Server | null = null;
   try {
-    server = startProcess(`${spec.name} (restart)`, launch.cmd, launch.args, launch.cwd, join(tmp, `${spec.name}-restart.log`), `http://127.0.0.1:${port}`);
+    server = spawnServer(`${spec.name} (restart)`, launch.cmd, launch.args, launch.cwd, join(tmp, `${spec.name}-restart.log`), `http://127.0.0.1:${port}`);
     await waitReady(server, deadline);
     const v = await validate(server, workload, deadline);
     await stopProcess(server, deadline);
@@ -906,24 +770,11 @@ async function waitQuiet(serverPid: number, deadline: Deadline): Promise<{ other
   return { otherCores: other, waitedMs: Date.now() - t0 };
 }
 
-/** Busy CPU seconds of the whole machine so far (all cores; /proc/stat). */
-function readMachineBusySeconds(): number | null {
-  try {
-    const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
-    // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
-    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
-    return busy / CLOCK_TICKS;
-  } catch {
-    return null;
-  }
-}
-
 /** Counts what the server holds with InfluxQL; a failure here is reported, not fatal. */
 async function validate(server: Server, workload: Workload, deadline: Deadline): Promise<Record<string, unknown>> {
   const q = "SELECT count(usage_user) FROM cpu; SELECT count(uptime) FROM system";
   try {
-    const res = await fetch(`${server.baseUrl}/query?db=${DB}&q=${encodeURIComponent(q)}`, {
+    const res = await fetch(`${server.url}/query?db=${DB}&q=${encodeURIComponent(q)}`, {
       signal: AbortSignal.timeout(deadline.cap(REQUEST_TIMEOUT_MS)),
     });
     const text = await res.text();

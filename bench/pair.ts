@@ -61,6 +61,7 @@ import {
   postAll,
   pacedLoad,
   progress,
+  setProgressLabel,
   round,
   sleep,
   Slabs,
@@ -83,7 +84,7 @@ import {
   type RequestRecord,
   type Server,
   type StatusSample,
-} from "./pair-lib.ts";
+} from "./harness.ts";
 import { MessageReader } from "../src/peer/wire.ts";
 import { DEFAULT_BATCH, DEFAULT_HOSTS, DEFAULT_SEED, DEFAULT_START_SECONDS } from "./workload.ts";
 
@@ -979,6 +980,7 @@ function target(name: string, goal: string, value: number | boolean | null, pass
 }
 
 async function main(): Promise<number> {
+  setProgressLabel("pair-bench");
   let cfg: Config;
   try {
     const r = resolveConfig(process.argv.slice(2));

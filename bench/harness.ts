@@ -37,6 +37,7 @@ export type ErrorCode =
   | "write-failed"
   | "stop-timeout"
   | "not-converged"
+  | "setup-failed"
   | "timeout";
 
 export class BenchError extends Error {
@@ -51,9 +52,15 @@ export class BenchError extends Error {
 }
 
 const benchStart = performance.now();
+let progressLabel = "bench";
+
+/** Names the benchmark in progress lines. */
+export function setProgressLabel(label: string): void {
+  progressLabel = label;
+}
 
 export function progress(message: string): void {
-  process.stderr.write(`[pair-bench ${((performance.now() - benchStart) / 1000).toFixed(1)}s] ${message}\n`);
+  process.stderr.write(`[${progressLabel} ${((performance.now() - benchStart) / 1000).toFixed(1)}s] ${message}\n`);
 }
 
 export class Deadline {
