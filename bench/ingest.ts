@@ -46,6 +46,7 @@ import {
   setProgressLabel,
   sleep,
   spawnServer,
+  waitReady,
   within,
   type Server,
 } from "./harness.ts";
@@ -57,7 +58,6 @@ import { DEFAULT_BATCH, DEFAULT_HOSTS, DEFAULT_LINES, makeWorkload, type Workloa
 const DEFAULT_CONNECTIONS = 8;
 const DEFAULT_DEADLINE_MIN = 20;
 /** Time a server gets to answer /ping after being spawned. */
-const READY_TIMEOUT_MS = 60_000;
 /** Time a server gets to exit after SIGTERM (tsdb-pair flushes its hot buffers then). */
 const STOP_TIMEOUT_MS = 180_000;
 /** Upper bound for one POST /write or one query. */
@@ -159,28 +159,6 @@ function resolveConfig(argv: string[]): BenchConfig {
 
 // ---------------------------------------------------------------------------------------
 // Small helpers: progress, deadline, processes, /proc, directories
-
-async function waitReady(server: Server, deadline: Deadline): Promise<void> {
-  const until = Date.now() + deadline.cap(READY_TIMEOUT_MS);
-  let last = "no answer yet";
-  for (let attempt = 0; Date.now() < until && attempt < 10_000; attempt++) {
-    const exit = server.exitedYet();
-    if (exit !== null) {
-      throw new BenchError("exited-early", `${server.name} exited (${exit}) before answering /ping; log tail: ${logTail(server.logPath)}`);
-    }
-    try {
-      const res = await fetch(`${server.url}/ping`, { signal: AbortSignal.timeout(1_000) });
-      await res.arrayBuffer();
-      if (res.status >= 200 && res.status < 300) return;
-      last = `status ${res.status}`;
-    } catch (err) {
-      last = String(err);
-    }
-    await sleep(100);
-  }
-  deadline.check(`waiting for ${server.name} /ping`);
-  throw new BenchError("not-ready", `${server.name} did not answer GET /ping within ${READY_TIMEOUT_MS} ms (last: ${last})`);
-}
 
 /** SIGTERM, then wait for exit; SIGKILL and fail if it takes longer than STOP_TIMEOUT_MS. */
 async function stopProcess(server: Server, deadline: Deadline): Promise<{ exit: string; stopMs: number }> {
