@@ -57,7 +57,6 @@ import { DEFAULT_BATCH, DEFAULT_HOSTS, DEFAULT_LINES, makeWorkload, type Workloa
 
 const DEFAULT_CONNECTIONS = 8;
 const DEFAULT_DEADLINE_MIN = 20;
-/** Time a server gets to answer /ping after being spawned. */
 /** Time a server gets to exit after SIGTERM (tsdb-pair flushes its hot buffers then). */
 const STOP_TIMEOUT_MS = 180_000;
 /** Upper bound for one POST /write or one query. */
