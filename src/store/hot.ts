@@ -11,7 +11,7 @@ import type { FieldEntry, SeriesEntry } from "./catalog.ts";
 import { newValues, type Run, type Values } from "./run.ts";
 import { compareWords, splitWords } from "./words.ts";
 
-const INITIAL_CAPACITY = 16;
+const INITIAL_CAPACITY = 4;
 /** Rough bytes per buffered value (time, value, version, origin) for the memory cap. */
 export const BYTES_PER_HOT_VALUE = 26;
 
