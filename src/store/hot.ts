@@ -24,9 +24,13 @@ export class HotBuffer {
   /** True when two values share a timestamp (the flush must keep the newest version). */
   hasDuplicates = false;
   private times = new BigInt64Array(INITIAL_CAPACITY);
-  /** The times' memory as 32-bit words, for comparing without reading bigints (see words.ts). */
-  private timesHi = new Int32Array(this.times.buffer);
-  private timesLo = new Uint32Array(this.times.buffer);
+  /**
+   * The times' memory as 32-bit words, for comparing without reading bigints (see words.ts).
+   * Made on the first late value only: most buffers never need them, and with many series
+   * two extra typed-array objects per buffer add up.
+   */
+  private timesHi: Int32Array | null = null;
+  private timesLo: Uint32Array | null = null;
   /** Float values live in a typed array; the other types in a plain array. */
   private floats: Float64Array | null;
   private others: FieldValue[] | null;
@@ -64,8 +68,8 @@ export class HotBuffer {
       // Out of order: find the place after every value with a time <= this one, comparing
       // 32-bit words (reading the bigints back would allocate one per step).
       const [vHi, vLo] = splitWords(time);
-      const hi = this.timesHi;
-      const lo = this.timesLo;
+      const hi = (this.timesHi ??= new Int32Array(this.times.buffer));
+      const lo = (this.timesLo ??= new Uint32Array(this.times.buffer));
       let c = 1;
       while (at > 0 && (c = compareWords(hi, lo, at - 1, vHi, vLo)) > 0) at--;
       if (at > 0 && c === 0) {
@@ -111,8 +115,8 @@ export class HotBuffer {
 
   private setTimes(times: BigInt64Array<ArrayBuffer>): void {
     this.times = times;
-    this.timesHi = new Int32Array(times.buffer);
-    this.timesLo = new Uint32Array(times.buffer);
+    this.timesHi = null;
+    this.timesLo = null;
   }
 
   timeAt(i: number): bigint {
