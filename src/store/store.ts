@@ -1445,7 +1445,8 @@ export class Store {
     const now = this.nowMs();
     if (now - this.lastAgeScan >= AGE_SCAN_MS) {
       this.lastAgeScan = now;
-      for (const b of this.live) if (now - b.firstAt >= this.engine.flushAgeMs) return true;
+      // The oldest buffer is the first in `live` (see pickFlush).
+      for (const b of this.live) return now - b.firstAt >= this.engine.flushAgeMs;
     }
     return false;
   }
@@ -1453,20 +1454,25 @@ export class Store {
   /** Picks the buffers to flush now: full ones, then old ones, then the largest while over the memory cap. */
   private pickFlush(all: boolean): HotBuffer[] {
     if (all) return [...this.live];
+    // `live` holds buffers in the order they got their first unflushed value (a buffer joins
+    // when it goes from empty to non-empty), so the oldest come first: the age scan can stop
+    // at the first young one, and over the memory cap the oldest go first, which also moves
+    // the flush checkpoint (and so frame trimming) along fastest. No sort, no full scan.
     const picked = new Set<HotBuffer>(this.full);
     const now = this.nowMs();
-    for (const b of this.live) if (now - b.firstAt >= this.engine.flushAgeMs) picked.add(b);
+    for (const b of this.live) {
+      if (now - b.firstAt < this.engine.flushAgeMs) break;
+      picked.add(b);
+    }
     let bytes = this.hotValues * BYTES_PER_HOT_VALUE;
     if (bytes > this.engine.hotMemoryBytes) {
       for (const b of picked) bytes -= b.length * BYTES_PER_HOT_VALUE;
       const target = this.engine.hotMemoryBytes * 0.75;
-      if (bytes > target) {
-        const rest = [...this.live].filter((b) => !picked.has(b)).sort((a, b) => b.length - a.length);
-        for (const b of rest) {
-          if (bytes <= target) break;
-          picked.add(b);
-          bytes -= b.length * BYTES_PER_HOT_VALUE;
-        }
+      for (const b of this.live) {
+        if (bytes <= target) break;
+        if (picked.has(b)) continue;
+        picked.add(b);
+        bytes -= b.length * BYTES_PER_HOT_VALUE;
       }
     }
     return [...picked];
