@@ -310,6 +310,11 @@ export class Store {
       trimFrames: sqlite.prepare("DELETE FROM frames WHERE seq <= ?"),
       chunkById: sqlite.prepare("SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE id = ?").raw(),
       deleteChunk: sqlite.prepare("DELETE FROM chunks WHERE id = ?"),
+      deleteSeriesRow: sqlite.prepare("DELETE FROM series WHERE id = ?"),
+      deleteMeasurementFields: sqlite.prepare("DELETE FROM fields WHERE db_id = ? AND measurement = ?"),
+      deleteDbFields: sqlite.prepare("DELETE FROM fields WHERE db_id = ?"),
+      deleteDb: sqlite.prepare("DELETE FROM databases WHERE id = ?"),
+      seriesRow: sqlite.prepare("SELECT 1 FROM series WHERE id = ?").raw(),
       chunkMetaOf: sqlite.prepare("SELECT id, field_id, min_time, max_time, count, max_hlc FROM chunks WHERE series_id = ?").safeIntegers(true).raw(),
       setRetention: sqlite.prepare("UPDATE databases SET retention_ns = ?, retention_hlc = ? WHERE id = ?"),
       dropExpiredChunks: sqlite.prepare("DELETE FROM chunks WHERE series_id IN (SELECT id FROM series WHERE db_id = ?) AND max_time < ?"),
@@ -1288,7 +1293,7 @@ export class Store {
             for (let i = 0; i < b.length; i++) if (!inRange(b.timeAt(i), start, end) || keep(0n, b.hlcAt(i), b.originAt(i))) remaining++;
           }
           if (remaining === 0) {
-            this.sqlite.prepare("DELETE FROM series WHERE id = ?").run([s.id]);
+            this.stmts.deleteSeriesRow.run([s.id]);
             emptied.set(s.measurement, (emptied.get(s.measurement) ?? 0) + 1);
           }
         }
@@ -1297,11 +1302,11 @@ export class Store {
         let left = db.series.size;
         for (const [m, n] of emptied) {
           left -= n;
-          if (n === m.series.length) this.sqlite.prepare("DELETE FROM fields WHERE db_id = ? AND measurement = ?").run([db.id, m.name]);
+          if (n === m.series.length) this.stmts.deleteMeasurementFields.run([db.id, m.name]);
         }
         if (op.kind === "drop_db" && left === 0) {
-          this.sqlite.prepare("DELETE FROM fields WHERE db_id = ?").run([db.id]);
-          this.sqlite.prepare("DELETE FROM databases WHERE id = ?").run([db.id]);
+          this.stmts.deleteDbFields.run([db.id]);
+          this.stmts.deleteDb.run([db.id]);
         }
         return op.kind === "delete" ? touched : 1;
       }
@@ -1434,7 +1439,7 @@ export class Store {
   }
 
   private seriesRowExists(id: number): boolean {
-    return scalar(this.sqlite.prepare("SELECT 1 FROM series WHERE id = ?").raw(), [id]) !== undefined;
+    return scalar(this.stmts.seriesRow, [id]) !== undefined;
   }
 
   // ---- flush ----
