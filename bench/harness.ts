@@ -7,7 +7,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
 import { decodeFrame } from "../src/wal/frame.ts";
@@ -92,6 +92,21 @@ export async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Ends a benchmark cleanly on SIGINT/SIGTERM or when its deadline (plus a grace) passes with
+ * an await that never settled: kills the servers, removes the scratch dir unless kept, exits.
+ */
+export function installWatchdog(opts: { deadlineMs: number; graceMs: number; tmp: string; keep: boolean }): void {
+  const abort = (why: string, code: number): never => {
+    progress(`${why}: killing servers and aborting`);
+    killAll();
+    if (!opts.keep) rmSync(opts.tmp, { recursive: true, force: true });
+    process.exit(code);
+  };
+  setTimeout(() => abort(`global deadline of ${opts.deadlineMs / 60_000} min passed`, 3), opts.deadlineMs + opts.graceMs).unref();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => abort(sig, 130));
 }
 
 export function round(n: number, digits = 0): number {

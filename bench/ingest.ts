@@ -38,6 +38,7 @@ import {
   BenchError,
   Deadline,
   freePort,
+  installWatchdog,
   killAll,
   logTail,
   progress,
@@ -794,15 +795,7 @@ async function main(): Promise<number> {
   }
   const deadline = new Deadline(cfg.deadlineMs);
   const tmp = mkdtempSync(join(os.tmpdir(), "tsdb-pair-bench-"));
-  const abort = (why: string, code: number): never => {
-    progress(`${why}: killing servers and aborting`);
-    killAll();
-    if (!cfg.keep) rmSync(tmp, { recursive: true, force: true });
-    process.exit(code);
-  };
-  // Last resort if an await somewhere never settles.
-  setTimeout(() => abort(`global deadline of ${cfg.deadlineMs / 60_000} min passed`, 3), cfg.deadlineMs + WATCHDOG_GRACE_MS).unref();
-  for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => abort(sig, 130));
+  installWatchdog({ deadlineMs: cfg.deadlineMs, graceMs: WATCHDOG_GRACE_MS, tmp, keep: cfg.keep });
 
   const workload = makeWorkload({ lines: cfg.lines, hosts: cfg.hosts, batch: cfg.batch, randomFloats: cfg.randomFloats });
   const out: Record<string, unknown> = {

@@ -54,6 +54,7 @@ import {
   Deadline,
   distribution,
   freePort,
+  installWatchdog,
   killAll,
   LSN_HEADER,
   lsnsByFirstLine,
@@ -995,14 +996,7 @@ async function main(): Promise<number> {
   }
   const deadline = new Deadline(cfg.deadlineMs);
   const tmp = mkdtempSync(join(os.tmpdir(), "tsdb-pair-pairbench-"));
-  const abort = (why: string, code: number): never => {
-    progress(`${why}: killing servers and aborting`);
-    killAll();
-    if (!cfg.keep) rmSync(tmp, { recursive: true, force: true });
-    process.exit(code);
-  };
-  setTimeout(() => abort(`global deadline of ${cfg.deadlineMs / 60_000} min passed`, 3), cfg.deadlineMs + WATCHDOG_GRACE_MS).unref();
-  for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => abort(sig, 130));
+  installWatchdog({ deadlineMs: cfg.deadlineMs, graceMs: WATCHDOG_GRACE_MS, tmp, keep: cfg.keep });
 
   const { repoRoot: _r, ...shown } = cfg;
   const out: Record<string, unknown> = {
