@@ -297,7 +297,9 @@ function chooseBuckets(hist: Float64Array, total: number): BucketPlan {
   const m = lengths.length;
   const max = lengths[m - 1]!;
   let bestBits = total * max;
-  let bestCuts: number[] = [m - 1];
+  // The best cut indexes so far, in code order; kept in place (no array per improvement).
+  const bestCuts = [m - 1, 0, 0, 0];
+  let bestCount = 1;
 
   // Scratch for one candidate: cut indexes (ascending, last = m - 1) and bucket counts.
   const cuts = [0, 0, 0, 0];
@@ -327,7 +329,8 @@ function chooseBuckets(hist: Float64Array, total: number): BucketPlan {
     for (let c = 0; c < b; c++) bits += counts[order[c]!]! * codeLen[c]!;
     if (bits < bestBits) {
       bestBits = bits;
-      bestCuts = order.slice(0, b).map((i) => cuts[i]!);
+      for (let c = 0; c < b; c++) bestCuts[c] = cuts[order[c]!]!;
+      bestCount = b;
     }
   };
   // Cut candidates: every length when few occur (the usual case), else one per 1/16th of the
@@ -360,5 +363,5 @@ function chooseBuckets(hist: Float64Array, total: number): BucketPlan {
       }
     }
   }
-  return { widths: bestCuts.map((j) => lengths[j]!), bits: bestBits };
+  return { widths: bestCuts.slice(0, bestCount).map((j) => lengths[j]!), bits: bestBits };
 }

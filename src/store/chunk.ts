@@ -112,30 +112,50 @@ const VERSIONS_DICT = 1;
  * than a clock per value. Whichever is smaller is kept; the first byte says which.
  */
 export function encodeVersions(hlcs: BigInt64Array, clocks: Float64Array = toNumbers(hlcs)): Uint8Array {
-  const plain = encodeTimes(hlcs);
   const n = hlcs.length;
-  // Clocks are safe integers, so plain numbers stand in for them (no bigint per value):
-  // sort a copy natively, keep each clock once, then find each value's slot by bisection.
-  const sorted = clocks.slice().sort();
-  let u = 0;
-  for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[u++] = sorted[i]!;
-  if (u * 2 > n) return tagged(VERSIONS_PLAIN, plain);
-  const distinct = sorted.subarray(0, u);
-  const index = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const c = clocks[i]!;
-    let lo = 0;
-    let hi = u - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (distinct[mid]! < c) lo = mid + 1;
-      else hi = mid;
+  // Clocks are safe integers, so plain numbers stand in for them (no bigint per value). A
+  // buffer flushed in arrival order has rising clocks: one pass finds the distinct ones and
+  // each value's slot. Otherwise sort a copy natively and find each slot by bisection.
+  let rising = true;
+  for (let i = 1; i < n; i++) {
+    if (clocks[i]! < clocks[i - 1]!) {
+      rising = false;
+      break;
     }
-    index[i] = lo;
+  }
+  const distinctAll = rising ? new Float64Array(n) : clocks.slice().sort();
+  const index = new Float64Array(n);
+  let u = 0;
+  if (rising) {
+    for (let i = 0; i < n; i++) {
+      if (i === 0 || clocks[i] !== clocks[i - 1]) distinctAll[u++] = clocks[i]!;
+      index[i] = u - 1;
+    }
+  } else {
+    for (let i = 0; i < n; i++) if (i === 0 || distinctAll[i] !== distinctAll[i - 1]) distinctAll[u++] = distinctAll[i]!;
+  }
+  if (u * 2 > n) return tagged(VERSIONS_PLAIN, encodeTimes(hlcs));
+  const distinct = distinctAll.subarray(0, u);
+  if (!rising) {
+    for (let i = 0; i < n; i++) {
+      const c = clocks[i]!;
+      let lo = 0;
+      let hi = u - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (distinct[mid]! < c) lo = mid + 1;
+        else hi = mid;
+      }
+      index[i] = lo;
+    }
   }
   const dict = encodeTimes(fromNumbers(distinct));
   const idx = encodeInts(fromNumbers(index));
-  if (4 + dict.length + idx.length >= plain.length) return tagged(VERSIONS_PLAIN, plain);
+  // With at most one clock per four values the dictionary always wins; nearer the middle, compare.
+  if (u * 4 > n) {
+    const plain = encodeTimes(hlcs);
+    if (4 + dict.length + idx.length >= plain.length) return tagged(VERSIONS_PLAIN, plain);
+  }
   const out = new Uint8Array(1 + 4 + dict.length + idx.length);
   out[0] = VERSIONS_DICT;
   new DataView(out.buffer).setUint32(1, dict.length, true);

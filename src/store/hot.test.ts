@@ -20,7 +20,7 @@ describe("hot buffers", () => {
   for (const [name, type, input, times, dup] of cases) {
     test(name, () => {
       const b = buffer(type);
-      for (const [t, v] of input) b.push(BigInt(t), v, BigInt(t), 1, 1, 0);
+      for (const [t, v] of input) b.push(BigInt(t), v, t, 1, 1, 0);
       const run = b.snapshot();
       expect([...run.times].map(Number)).toEqual(times);
       expect(b.hasDuplicates).toBe(dup);
@@ -31,7 +31,7 @@ describe("hot buffers", () => {
 
   test("grows past its first capacity and keeps every value", () => {
     const b = buffer("float");
-    for (let i = 100; i > 0; i--) b.push(BigInt(i), i / 2, 0n, 1, 1, 0);
+    for (let i = 100; i > 0; i--) b.push(BigInt(i), i / 2, 0, 1, 1, 0);
     const run = b.snapshot();
     expect(run.times.length).toBe(100);
     expect((run.values as Float64Array)[99]).toBe(50);
@@ -39,9 +39,31 @@ describe("hot buffers", () => {
 
   test("retain drops values and keeps the rest in order", () => {
     const b = buffer("boolean");
-    for (let i = 1; i <= 6; i++) b.push(BigInt(i), i % 2 === 0, 0n, 1, 1, 0);
+    for (let i = 1; i <= 6; i++) b.push(BigInt(i), i % 2 === 0, 0, 1, 1, 0);
     expect(b.retain((t) => t % 3n !== 0n)).toBe(2);
     expect([...b.snapshot().times].map(Number)).toEqual([1, 2, 4, 5]);
     expect(b.snapshot().values).toEqual([false, true, true, false]);
+  });
+
+  test("keeps one origin for all values until a second one arrives", () => {
+    const b = buffer("float");
+    b.push(1n, 1, 10, 3, 1, 0);
+    b.push(2n, 2, 11, 3, 1, 0);
+    expect(b.snapshot().origins).toBe(3);
+    // A late value from another node at an existing time is a conflict; origins split per value.
+    expect(b.push(1n, 9, 12, 4, 2, 0)).toBe(true);
+    b.push(3n, 3, 13, 4, 2, 0);
+    expect([...(b.snapshot().origins as Uint16Array)]).toEqual([3, 4, 3, 4]);
+    expect([...b.snapshot().hlcs].map(Number)).toEqual([10, 12, 11, 13]);
+    expect(b.originAt(1)).toBe(4);
+    expect(b.hlcAt(1)).toBe(12n);
+  });
+
+  test("remembers the oldest frame it holds data from, whatever the order frames arrive in", () => {
+    const b = buffer("float");
+    b.push(2n, 2, 1, 1, 7, 0);
+    b.push(1n, 1, 1, 1, 5, 0);
+    b.push(3n, 3, 1, 1, 9, 0);
+    expect(b.firstSeq).toBe(5);
   });
 });

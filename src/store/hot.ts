@@ -8,12 +8,12 @@
  */
 import type { FieldType, FieldValue } from "../lineprotocol/types.ts";
 import type { FieldEntry, SeriesEntry } from "./catalog.ts";
-import { newValues, type Run, type Values } from "./run.ts";
-import { compareWords, splitWords } from "./words.ts";
+import { compactOrigins, newValues, type Run, type Values } from "./run.ts";
+import { compareWords, fromNumbers, splitWords } from "./words.ts";
 
 const INITIAL_CAPACITY = 4;
-/** Rough bytes per buffered value (time, value, version, origin) for the memory cap. */
-export const BYTES_PER_HOT_VALUE = 26;
+/** Rough bytes per buffered value (time, value, version) for the memory cap. */
+export const BYTES_PER_HOT_VALUE = 24;
 
 export class HotBuffer {
   length = 0;
@@ -34,9 +34,17 @@ export class HotBuffer {
   /** Float values live in a typed array; the other types in a plain array. */
   private floats: Float64Array | null;
   private others: FieldValue[] | null;
-  private hlcs = new BigInt64Array(INITIAL_CAPACITY);
-  private origins = new Uint16Array(INITIAL_CAPACITY);
+  /** Version clocks as doubles: they are safe integers (see wal/hlc.ts), and a double store costs no bigint. */
+  private hlcs = new Float64Array(INITIAL_CAPACITY);
+  /**
+   * The origin of every value while they all share one (the usual case: `origin`), and a
+   * column only once a second origin arrives (a twin writing the same series).
+   */
+  private origin = -1;
+  private origins: Uint16Array | null = null;
   private lastTime = 0n;
+  /** Set by placeLate when the value just placed meets one of the same time from another node. */
+  private lateConflict = false;
 
   constructor(
     readonly series: SeriesEntry,
@@ -51,9 +59,12 @@ export class HotBuffer {
     return this.field.type;
   }
 
-  /** Adds a value; returns true when it meets a value of the same time from another node (a conflict). */
-  push(time: bigint, value: FieldValue, hlc: bigint, origin: number, seq: number, nowMs: number): boolean {
-    let conflict = false;
+  /**
+   * Adds a value; returns true when it meets a value of the same time from another node (a
+   * conflict). `hlc` is the version clock as a number (safe integer).
+   */
+  push(time: bigint, value: FieldValue, hlc: number, origin: number, seq: number, nowMs: number): boolean {
+    this.lateConflict = false;
     const n = this.length;
     if (n === this.times.length) this.grow();
     let at = n;
@@ -62,35 +73,54 @@ export class HotBuffer {
       this.firstAt = nowMs;
       this.hasDuplicates = false;
       this.lastTime = time;
-    } else if (time > this.lastTime) {
-      this.lastTime = time;
+      this.origin = origin;
     } else {
-      // Out of order: find the place after every value with a time <= this one, comparing
-      // 32-bit words (reading the bigints back would allocate one per step).
-      const [vHi, vLo] = splitWords(time);
-      const hi = (this.timesHi ??= new Int32Array(this.times.buffer));
-      const lo = (this.timesLo ??= new Uint32Array(this.times.buffer));
-      let c = 1;
-      while (at > 0 && (c = compareWords(hi, lo, at - 1, vHi, vLo)) > 0) at--;
-      if (at > 0 && c === 0) {
-        this.hasDuplicates = true;
-        conflict = this.origins[at - 1] !== origin;
-      }
-      if (at < n) this.shiftRight(at, n);
+      // The frames of one commit group may be applied out of sequence order (see Store.commitGroup).
+      if (seq < this.firstSeq) this.firstSeq = seq;
+      if (origin !== this.origin && this.origins === null) this.splitOrigins(n);
+      if (time > this.lastTime) this.lastTime = time;
+      else at = this.placeLate(time, origin, n);
     }
     this.times[at] = time;
     if (this.floats !== null) this.floats[at] = value as number;
     else this.others![at] = value;
     this.hlcs[at] = hlc;
-    this.origins[at] = origin;
+    if (this.origins !== null) this.origins[at] = origin;
     this.length = n + 1;
-    return conflict;
+    return this.lateConflict;
+  }
+
+  /**
+   * Makes room for a value older than the newest one and returns its index: after every value
+   * with a time <= this one, comparing 32-bit words (reading the bigints back would allocate
+   * one per step).
+   */
+  private placeLate(time: bigint, origin: number, n: number): number {
+    const [vHi, vLo] = splitWords(time);
+    const hi = (this.timesHi ??= new Int32Array(this.times.buffer));
+    const lo = (this.timesLo ??= new Uint32Array(this.times.buffer));
+    let at = n;
+    let c = 1;
+    while (at > 0 && (c = compareWords(hi, lo, at - 1, vHi, vLo)) > 0) at--;
+    if (at > 0 && c === 0) {
+      this.hasDuplicates = true;
+      if (this.originAt(at - 1) !== origin) this.lateConflict = true;
+    }
+    if (at < n) this.shiftRight(at, n);
+    return at;
+  }
+
+  /** Gives every value so far its own origin entry: a second origin has arrived. */
+  private splitOrigins(n: number): void {
+    const origins = new Uint16Array(this.times.length);
+    origins.fill(this.origin, 0, n);
+    this.origins = origins;
   }
 
   private shiftRight(at: number, n: number): void {
     this.times.copyWithin(at + 1, at, n);
     this.hlcs.copyWithin(at + 1, at, n);
-    this.origins.copyWithin(at + 1, at, n);
+    this.origins?.copyWithin(at + 1, at, n);
     if (this.floats !== null) this.floats.copyWithin(at + 1, at, n);
     else this.others!.splice(at, 0, this.others![at]!);
   }
@@ -100,12 +130,14 @@ export class HotBuffer {
     const times = new BigInt64Array(cap);
     times.set(this.times);
     this.setTimes(times);
-    const hlcs = new BigInt64Array(cap);
+    const hlcs = new Float64Array(cap);
     hlcs.set(this.hlcs);
     this.hlcs = hlcs;
-    const origins = new Uint16Array(cap);
-    origins.set(this.origins);
-    this.origins = origins;
+    if (this.origins !== null) {
+      const origins = new Uint16Array(cap);
+      origins.set(this.origins);
+      this.origins = origins;
+    }
     if (this.floats !== null) {
       const floats = new Float64Array(cap);
       floats.set(this.floats);
@@ -124,11 +156,11 @@ export class HotBuffer {
   }
 
   hlcAt(i: number): bigint {
-    return this.hlcs[i]!;
+    return BigInt(this.hlcs[i]!);
   }
 
   originAt(i: number): number {
-    return this.origins[i]!;
+    return this.origins === null ? this.origin : this.origins[i]!;
   }
 
   /** A copy of the buffered values, in time order (equal times possible, see hasDuplicates). */
@@ -143,8 +175,8 @@ export class HotBuffer {
     return {
       times: this.times.slice(0, n),
       values,
-      hlcs: this.hlcs.slice(0, n),
-      origins: this.origins.slice(0, n),
+      hlcs: fromNumbers(this.hlcs.subarray(0, n)),
+      origins: this.origins === null ? this.origin : compactOrigins(this.origins.slice(0, n)),
     };
   }
 
@@ -153,13 +185,13 @@ export class HotBuffer {
     let w = 0;
     const n = this.length;
     for (let r = 0; r < n; r++) {
-      if (!keep(this.times[r]!, this.hlcs[r]!, this.origins[r]!)) continue;
+      if (!keep(this.times[r]!, BigInt(this.hlcs[r]!), this.originAt(r))) continue;
       if (w !== r) {
         this.times[w] = this.times[r]!;
         if (this.floats !== null) this.floats[w] = this.floats[r]!;
         else this.others![w] = this.others![r]!;
         this.hlcs[w] = this.hlcs[r]!;
-        this.origins[w] = this.origins[r]!;
+        if (this.origins !== null) this.origins[w] = this.origins[r]!;
       }
       w++;
     }
@@ -175,8 +207,9 @@ export class HotBuffer {
     this.firstSeq = 0;
     this.hasDuplicates = false;
     this.setTimes(new BigInt64Array(INITIAL_CAPACITY));
-    this.hlcs = new BigInt64Array(INITIAL_CAPACITY);
-    this.origins = new Uint16Array(INITIAL_CAPACITY);
+    this.hlcs = new Float64Array(INITIAL_CAPACITY);
+    this.origin = -1;
+    this.origins = null;
     if (this.floats !== null) this.floats = new Float64Array(INITIAL_CAPACITY);
     else this.others = [];
   }

@@ -30,6 +30,11 @@ export function openDb(file: string, sync: SyncMode): OpenedDb {
   sqlite.pragma(`synchronous = ${SYNC_PRAGMA[sync]}`);
   sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("cache_size = -32768");
+  // Each request is one frame of about its body's size (often a megabyte), freed again once
+  // its points are flushed. With SQLite's default of 1,000 pages, a checkpoint (copying pages
+  // into the main file and syncing it) ran every few commits; at 64 MB most frame pages are
+  // freed and reused before they are ever copied.
+  sqlite.pragma("wal_autocheckpoint = 16384");
   const dialect = new SQLiteSyncDialect();
   // The libsql binding implements better-sqlite3's API, which this session drives.
   const session = new BetterSQLiteSession(sqlite as never, dialect, undefined, {});

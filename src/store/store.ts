@@ -281,6 +281,8 @@ export class Store {
   private retentionTimer: ReturnType<typeof setInterval> | null = null;
   private compactTimer: ReturnType<typeof setTimeout> | null = null;
   private lastCommitAt = Number.NEGATIVE_INFINITY;
+  /** Set by a flush; the free pages it may have left are given back once the writer is quiet. */
+  private vacuumWanted = false;
   private readonly stmts;
 
   private constructor(
@@ -692,10 +694,16 @@ export class Store {
     }
     // Compaction only uses time the writer would otherwise spend idle: not between the
     // requests of a busy stream (own ingest or the twin's frames), only once writes pause.
+    // Giving free pages back waits for the same quiet: while writes go on, the pages of
+    // trimmed frames are reused by new ones, and moving pages about would only cost time.
     const quiet = this.nowMs() - this.lastCommitAt >= COMPACT_AFTER_IDLE_MS;
-    if (this.queue.length === 0 && !this.flushWanted() && this.compactor.hasWork()) {
-      if (quiet) this.compactStep(COMPACT_STEP_MS);
-      else this.scheduleCompaction();
+    if (this.queue.length === 0 && !this.flushWanted() && (this.compactor.hasWork() || this.vacuumWanted)) {
+      if (!quiet) this.scheduleCompaction();
+      else if (this.compactor.hasWork()) this.compactStep(COMPACT_STEP_MS);
+      else {
+        this.vacuumWanted = false;
+        this.maybeVacuum();
+      }
     }
     if (this.queue.length > 0 || this.flushWanted() || (quiet && this.compactor.hasWork())) this.schedule();
   }
@@ -915,7 +923,7 @@ export class Store {
     }
     const { batch, index } = accepted;
     const chunkPoints = this.engine.chunkPoints;
-    const hlc = BigInt(frame.hlc);
+    const hlc = frame.hlc;
     for (const i of index) {
       const series = db.series.get(batch.seriesKey[i]!);
       if (series === undefined) continue;
@@ -1518,7 +1526,7 @@ export class Store {
       this.full.delete(b);
       b.clear();
     }
-    this.maybeVacuum();
+    this.vacuumWanted = true;
     this.observe.flush?.((performance.now() - started) / 1000);
     if (this.compactor.hasWork()) this.schedule();
   }

@@ -24,7 +24,8 @@ export function splitWords(v: bigint): [number, number] {
 export function toNumbers(a: BigInt64Array): Float64Array {
   const w = new Uint32Array(a.buffer, a.byteOffset, a.length * 2);
   const out = new Float64Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = w[2 * i + 1]! * TWO_32 + w[2 * i]!;
+  const n = a.length;
+  for (let i = 0; i < n; i++) out[i] = w[2 * i + 1]! * TWO_32 + w[2 * i]!;
   return out;
 }
 
@@ -32,10 +33,13 @@ export function toNumbers(a: BigInt64Array): Float64Array {
 export function fromNumbers(nums: ArrayLike<number>): BigInt64Array {
   const out = new BigInt64Array(nums.length);
   const w = new Uint32Array(out.buffer);
-  for (let i = 0; i < nums.length; i++) {
+  const n = nums.length;
+  for (let i = 0; i < n; i++) {
     const v = nums[i]!;
-    w[2 * i] = v % TWO_32;
-    w[2 * i + 1] = Math.floor(v / TWO_32);
+    // v < 2^53, so the high word fits 21 bits and the subtraction is exact.
+    const hi = Math.floor(v / TWO_32);
+    w[2 * i] = v - hi * TWO_32;
+    w[2 * i + 1] = hi;
   }
   return out;
 }
