@@ -3,6 +3,12 @@ import process from "node:process";
 import { runCli } from "./cli/index.ts";
 import { isTsdbError } from "./errors.ts";
 
+// A long-running server on Bun sizes its heap for a gateway first (see runtime/bun-heap.ts).
+if (process.argv[2] === "serve" && "Bun" in globalThis) {
+  const { reexecWithHeapSizing } = await import("./runtime/bun-heap.ts");
+  await reexecWithHeapSizing();
+}
+
 try {
   // A command may already have set a code (peer status: not in sync); keep it unless we have one.
   const code = await runCli(process.argv.slice(2));
