@@ -33,6 +33,8 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 
 const ROOT = import.meta.dir;
+/** Worker entry points, bundled into the executable beside the main one. */
+const WORKERS = ["src/ingest/parse-worker.ts"];
 
 class BuildError extends Error {}
 
@@ -244,7 +246,9 @@ async function main(): Promise<void> {
   const patched = new Set<string>();
   const t0 = performance.now();
   const result = await Bun.build({
-    entrypoints: [entry],
+    // Workers are bundled as entry points of their own (src/ingest/parse-pool.ts starts them by
+    // their source path, which the executable maps to the bundled copy).
+    entrypoints: [entry, ...WORKERS.map((w) => path.resolve(ROOT, w))],
     target: "bun",
     format: "esm",
     // keepNames: minified code keeps function/class names, so stack traces stay readable.
@@ -269,7 +273,7 @@ async function main(): Promise<void> {
   }
   for (const log of result.logs) console.warn(log);
 
-  const exe = result.outputs.find((o) => o.kind === "entry-point")?.path ?? outfile;
+  const exe = result.outputs.find((o) => o.kind === "entry-point" && !WORKERS.some((w) => o.path.endsWith(path.basename(w, ".ts"))))?.path ?? outfile;
   const size = statSync(exe).size;
   const rel = path.relative(process.cwd(), exe);
   const shown = rel && !rel.startsWith("..") ? rel : exe;

@@ -1,6 +1,7 @@
 /** A running node: the store, the HTTP API on top of it, and an orderly stop. */
 import type { ServeConfig } from "./config.ts";
 import { authorize, createApp } from "./http/app.ts";
+import { ParsePool } from "./ingest/parse-pool.ts";
 import type { Logger } from "./log.ts";
 import { readCaFile, readTlsKeyPair, type Runtime } from "./runtime/index.ts";
 import { registerPeerAdminRoutes } from "./peer/admin.ts";
@@ -8,6 +9,7 @@ import { PeerLink } from "./peer/link.ts";
 import { registerPeerRoutes } from "./peer/routes.ts";
 import { createPeerFetch } from "./peer/transport.ts";
 import { join } from "node:path";
+import { availableParallelism } from "node:os";
 import { bindPeerMetrics, bindProcessMetrics, bindStoreMetrics, EventLoopMonitor, metrics } from "./ops/metrics.ts";
 import { STORE_FILE, Store } from "./store/store.ts";
 import { VERSION } from "./version.ts";
@@ -40,6 +42,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
   });
   const startedAt = Date.now();
   store.startRetention();
+  const parsePool = new ParsePool(parseThreads(), log);
   const app = createApp({
     store,
     version: VERSION,
@@ -52,6 +55,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     startedAt,
     maxSelectPoints: config.maxSelectPoints,
     maxSelectSeries: config.maxSelectSeries,
+    parsePool,
   });
   const closing = new AbortController();
   let link: PeerLink | null = null;
@@ -77,6 +81,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
       tls,
     });
   } catch (e) {
+    parsePool.close();
     await store.close();
     throw e;
   }
@@ -110,10 +115,16 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
         for (const u of unbind) u();
         closing.abort();
         await server.stop();
+        parsePool.close();
         await store.close();
         log.info("stopped", { node_id: config.nodeId });
       })();
       return stopping;
     },
   };
+}
+
+/** Parse threads: the cores left once the writer has one, at least one, at most four. */
+function parseThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
 }

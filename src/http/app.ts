@@ -5,7 +5,7 @@
  */
 import { Hono, type Context } from "hono";
 import { TsdbError, isTsdbError, type ErrorCode } from "../errors.ts";
-import { parseLines } from "../lineprotocol/parse.ts";
+import { parseBody, type ParsePool } from "../ingest/parse-pool.ts";
 import type { LineError, Precision } from "../lineprotocol/types.ts";
 import type { Logger } from "../log.ts";
 import type { Store, TypeConflict, WriteOutcome } from "../store/store.ts";
@@ -13,7 +13,7 @@ import { backupResponse } from "../ops/backup.ts";
 import { metrics, PROMETHEUS_CONTENT_TYPE, recordRejectedWrite, recordWrite, renderPrometheus, startQuery } from "../ops/metrics.ts";
 import { DEFAULT_MAX_SELECT_POINTS, DEFAULT_MAX_SELECT_SERIES } from "../query/result.ts";
 import { sameSecret } from "../secret.ts";
-import { readBodyText } from "./body.ts";
+import { readBody } from "./body.ts";
 import { registerQueryRoutes } from "./query.ts";
 
 export interface AppOptions {
@@ -30,6 +30,8 @@ export interface AppOptions {
   readonly storeFile?: string;
   /** When the node started (ms), for /health. */
   readonly startedAt?: number;
+  /** Parses large bodies on other threads; without it every body is parsed in place. */
+  readonly parsePool?: ParsePool;
   /** Query limits (see --max-select-points / --max-select-series). */
   readonly maxSelectPoints?: number;
   readonly maxSelectSeries?: number;
@@ -146,9 +148,10 @@ export function createApp(opts: AppOptions): Hono {
   });
 
   async function ingest(c: Context, target: { db: string; rp: string; precision: Precision }, dialect: Dialect): Promise<Response> {
-    const { text, bytes, raw } = await readBodyText(c.req.raw, opts.maxBodyBytes);
+    const raw = await readBody(c.req.raw, opts.maxBodyBytes);
+    const bytes = raw.length;
     const defaultTime = nowNs();
-    const { batch, errors } = parseLines(text, { precision: target.precision, defaultTime });
+    const { batch, errors } = await (opts.parsePool?.parse(raw, target.precision, defaultTime) ?? parseBody(raw, target.precision, defaultTime));
     let outcome: WriteOutcome = { accepted: 0, conflicts: [], lsn: null };
     if (batch.length > 0) {
       // With every line good, the body itself is the frame's text (no re-join, no re-encode).

@@ -7,15 +7,15 @@ import { TsdbError } from "../errors.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** Reads the whole body as text (and its size in bytes, after gzip), enforcing `limit` and decoding gzip. */
-export async function readBodyText(req: Request, limit: number): Promise<{ text: string; bytes: number; raw: Uint8Array }> {
+/** Reads the whole body as bytes (after gzip), enforcing `limit`; see decodeBody for the text. */
+export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
   const declared = req.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
-  if (req.body === null) return { text: "", bytes: 0, raw: new Uint8Array(0) };
+  if (req.body === null) return new Uint8Array(0);
   const encoding = (req.headers.get("content-encoding") ?? "").trim().toLowerCase();
   // A plain body of declared size: one native read is much cheaper than piping streams.
   // The runtime itself refuses bodies longer than their Content-Length.
-  if (declared !== null && (encoding === "" || encoding === "identity")) return decodeUtf8(new Uint8Array(await req.arrayBuffer()));
+  if (declared !== null && (encoding === "" || encoding === "identity")) return new Uint8Array(await req.arrayBuffer());
   let stream: ReadableStream<Uint8Array> = req.body.pipeThrough(limitStream(limit));
   if (encoding === "gzip") {
     stream = stream.pipeThrough(new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>).pipeThrough(limitStream(limit));
@@ -30,12 +30,13 @@ export async function readBodyText(req: Request, limit: number): Promise<{ text:
     if (encoding === "gzip") throw new TsdbError("bad_request", `invalid gzip body: ${errorText(e)}`, { cause: e });
     throw new TsdbError("bad_request", `cannot read request body: ${errorText(e)}`, { cause: e });
   }
-  return decodeUtf8(bytes);
+  return bytes;
 }
 
-function decodeUtf8(bytes: Uint8Array): { text: string; bytes: number; raw: Uint8Array } {
+/** The body as text; a body that is not valid UTF-8 is a bad request naming the first bad byte. */
+export function decodeBody(bytes: Uint8Array): string {
   try {
-    return { text: utf8.decode(bytes), bytes: bytes.length, raw: bytes };
+    return utf8.decode(bytes);
   } catch (e) {
     throw new TsdbError("bad_request", `request body is not valid UTF-8 at byte ${firstInvalidUtf8(bytes)}`, { cause: e });
   }

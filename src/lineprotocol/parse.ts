@@ -114,6 +114,36 @@ export function compareKeys(a: string, b: string): number {
   return a.length - b.length;
 }
 
+/**
+ * A parsed batch over its body. The lines' own text is needed only when a request is partly
+ * refused (the frame then keeps the accepted lines), so it is sliced from the body on first use.
+ */
+export class ParsedBatch implements PointBatch {
+  private rawLines: string[] | null = null;
+
+  constructor(
+    private readonly text: string,
+    readonly measurement: readonly string[],
+    readonly seriesKey: readonly string[],
+    readonly time: readonly bigint[],
+    readonly line: readonly number[],
+    readonly rawStart: readonly number[],
+    readonly rawEnd: readonly number[],
+    readonly fieldStart: readonly number[],
+    readonly fieldKey: readonly string[],
+    readonly fieldType: readonly FieldType[],
+    readonly fieldValue: readonly FieldValue[],
+  ) {}
+
+  get length(): number {
+    return this.rawStart.length;
+  }
+
+  get raw(): readonly string[] {
+    return (this.rawLines ??= Array.from(this.rawStart, (s, i) => this.text.slice(s, this.rawEnd[i]!)));
+  }
+}
+
 class LineParser {
   readonly errors: LineError[] = [];
   // The batch being built (see PointBatch).
@@ -121,7 +151,8 @@ class LineParser {
   private readonly pSeriesKey: string[] = [];
   private readonly pTime: bigint[] = [];
   private readonly pLine: number[] = [];
-  private readonly pRaw: string[] = [];
+  private readonly pRawStart: number[] = [];
+  private readonly pRawEnd: number[] = [];
   private readonly pFieldStart: number[] = [0];
   private readonly fKey: string[] = [];
   private readonly fType: FieldType[] = [];
@@ -157,7 +188,7 @@ class LineParser {
   /** Drops the points from `n` on, with their fields. */
   private truncate(n: number): void {
     const fields = this.pFieldStart[n]!;
-    for (const a of [this.pMeasurement, this.pSeriesKey, this.pTime, this.pLine, this.pRaw]) a.length = n;
+    for (const a of [this.pMeasurement, this.pSeriesKey, this.pTime, this.pLine, this.pRawStart, this.pRawEnd]) a.length = n;
     this.pFieldStart.length = n + 1;
     this.fKey.length = fields;
     this.fType.length = fields;
@@ -165,18 +196,19 @@ class LineParser {
   }
 
   batch(): PointBatch {
-    return {
-      length: this.pRaw.length,
-      measurement: this.pMeasurement,
-      seriesKey: this.pSeriesKey,
-      time: this.pTime,
-      line: this.pLine,
-      raw: this.pRaw,
-      fieldStart: this.pFieldStart,
-      fieldKey: this.fKey,
-      fieldType: this.fType,
-      fieldValue: this.fValue,
-    };
+    return new ParsedBatch(
+      this.body,
+      this.pMeasurement,
+      this.pSeriesKey,
+      this.pTime,
+      this.pLine,
+      this.pRawStart,
+      this.pRawEnd,
+      this.pFieldStart,
+      this.fKey,
+      this.fType,
+      this.fValue,
+    );
   }
 
   constructor(body: string, unit: bigint, defaultTime: bigint) {
@@ -212,7 +244,7 @@ class LineParser {
       // CRLF: the `\r` is part of the line end, not of the last value (InfluxDB 1.6 keeps it).
       this.lim = b.charCodeAt(nl - 1) === CR ? nl - 1 : nl;
       this.extraLines = 0;
-      const stored = this.pRaw.length;
+      const stored = this.pRawStart.length;
       let reason = this.parseLine(i);
       if (checkSurrogates) {
         const bad = loneSurrogate(b, this.start, this.lim);
@@ -489,7 +521,8 @@ class LineParser {
     this.pSeriesKey.push(seriesKey);
     this.pTime.push(time);
     this.pLine.push(this.line);
-    this.pRaw.push(b.slice(this.start, lim));
+    this.pRawStart.push(this.start);
+    this.pRawEnd.push(lim);
     this.pFieldStart.push(fKey.length);
     return undefined;
   }

@@ -60,15 +60,19 @@ export interface ParseOptions {
  */
 export interface PointBatch {
   readonly length: number;
-  readonly measurement: readonly string[];
-  readonly seriesKey: readonly string[];
-  readonly time: readonly bigint[];
-  readonly line: readonly number[];
-  readonly raw: readonly string[];
-  readonly fieldStart: readonly number[];
-  readonly fieldKey: readonly string[];
-  readonly fieldType: readonly FieldType[];
-  readonly fieldValue: readonly FieldValue[];
+  readonly measurement: ArrayLike<string>;
+  readonly seriesKey: ArrayLike<string>;
+  readonly time: ArrayLike<bigint>;
+  readonly line: ArrayLike<number>;
+  /** The text of each point's line, as it was in the body (made on first use). */
+  readonly raw: ArrayLike<string>;
+  /** Where each point's line starts and ends in the decoded body (UTF-16 offsets). */
+  readonly rawStart: ArrayLike<number>;
+  readonly rawEnd: ArrayLike<number>;
+  readonly fieldStart: ArrayLike<number>;
+  readonly fieldKey: ArrayLike<string>;
+  readonly fieldType: ArrayLike<FieldType>;
+  readonly fieldValue: ArrayLike<FieldValue>;
 }
 
 export interface ParseResult {

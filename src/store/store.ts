@@ -842,17 +842,15 @@ export class Store {
     }
     const conflicts: TypeConflict[] = [];
     const index: number[] = [];
-    const lines: string[] = [];
     const batch = req.batch;
     for (let i = 0; i < batch.length; i++) {
       const conflict = this.admit(db, batch, i, true);
       if (conflict) conflicts.push(conflict);
-      else {
-        index.push(i);
-        lines.push(batch.raw[i]!);
-      }
+      else index.push(i);
     }
-    if (lines.length === 0) return { pending: p, result: { accepted: 0, conflicts, lsn: null }, frames: [] };
+    if (index.length === 0) return { pending: p, result: { accepted: 0, conflicts, lsn: null }, frames: [] };
+    // The whole body when every line of it is stored; else the stored lines' own text.
+    const wholeBody = req.body !== undefined && conflicts.length === 0;
     const frame: Frame = {
       origin: this.nodeId,
       lsn: ++this.lastLsn,
@@ -863,12 +861,12 @@ export class Store {
         rp: req.rp,
         precision: req.precision,
         defaultTime: req.defaultTime,
-        lines: req.body !== undefined && conflicts.length === 0 ? req.body : lines.join("\n"),
+        lines: wholeBody ? req.body! : index.map((i) => batch.raw[i]!).join("\n"),
       },
     };
     const info = this.stmts.insertFrame.run([this.selfId, frame.lsn, frame.hlc, encodeFrame(frame)]);
     const seq = Number(info.lastInsertRowid);
-    return { pending: p, result: { accepted: lines.length, conflicts, lsn: frame.lsn }, frames: [{ frame, seq, points: { batch, index } }] };
+    return { pending: p, result: { accepted: index.length, conflicts, lsn: frame.lsn }, frames: [{ frame, seq, points: { batch, index } }] };
   }
 
   /**

@@ -1,0 +1,71 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { isTsdbError } from "../errors.ts";
+import { toPoints } from "../lineprotocol/parse.ts";
+import { silentLogger } from "../log.ts";
+import { OFFLOAD_BYTES, ParsePool, parseBody } from "./parse-pool.ts";
+
+const NOW = 1_700_000_000_000_000_000n;
+const encoder = new TextEncoder();
+
+/** A body past the offload size: `lines` good lines with a bad one and a string field among them. */
+function bigBody(lines: number, tag: string): Uint8Array {
+  const out: string[] = [];
+  for (let i = 0; i < lines; i++) out.push(`cpu,host=${tag}${i % 50} usage=${i / 4},n=${i}i ${i}`);
+  out.splice(7, 0, "this line is bad");
+  out.push('log,host=x msg="héllo" 1');
+  const body = encoder.encode(out.join("\n"));
+  expect(body.length).toBeGreaterThan(OFFLOAD_BYTES);
+  return body;
+}
+
+const pools: ParsePool[] = [];
+afterEach(() => {
+  for (const p of pools.splice(0)) p.close();
+});
+
+describe("parse pool", () => {
+  test("a worker parses large bodies exactly as the main thread does, each answer to its own request", async () => {
+    const pool = new ParsePool(2, silentLogger);
+    pools.push(pool);
+    const bodies = Array.from({ length: 6 }, (_, i) => bigBody(3000 + i * 100, `h${i}-`));
+    const results = await Promise.all(bodies.map((b) => pool.parse(b, "ns", NOW)));
+    for (let i = 0; i < bodies.length; i++) {
+      const inline = parseBody(bodies[i]!, "ns", NOW);
+      expect(results[i]!.batch.length).toBe(3000 + i * 100 + 1);
+      expect(toPoints(results[i]!.batch)).toEqual(toPoints(inline.batch));
+      expect(results[i]!.errors).toEqual(inline.errors);
+    }
+    expect(pool.offloaded).toBe(bodies.length);
+  });
+
+  test("a body that is not UTF-8 is refused with the same message on a worker", async () => {
+    const pool = new ParsePool(1, silentLogger);
+    pools.push(pool);
+    const body = bigBody(4000, "u");
+    body[100] = 0xff;
+    const inline = (() => {
+      try {
+        parseBody(body, "ns", NOW);
+      } catch (e) {
+        return e;
+      }
+    })();
+    const err = await pool.parse(body, "ns", NOW).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isTsdbError(err, "bad_request")).toBe(true);
+    expect((err as Error).message).toBe((inline as Error).message);
+    expect((err as Error).message).toContain("not valid UTF-8 at byte 100");
+    expect(pool.offloaded).toBe(1);
+  });
+
+  test("after close, bodies are parsed in place", async () => {
+    const pool = new ParsePool(1, silentLogger);
+    pool.close();
+    const r = await pool.parse(bigBody(4000, "c"), "ms", NOW);
+    expect(r.batch.length).toBe(4001);
+    expect(r.batch.time[1]).toBe(1_000_000n);
+    expect(pool.offloaded).toBe(0);
+  });
+});
