@@ -66,6 +66,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
       secret: config.peerSecret,
       log,
       fetch: createPeerFetch({ ca: peerCa, runtime }),
+      parse: (lines, precision, defaultTime) => parsePool.parse(lines, precision, defaultTime),
     });
     link = pairLink;
     registerPeerRoutes(app, { store, secret: config.peerSecret, log, closing: closing.signal, pullRanges: (r) => pairLink.pullRanges(r) });

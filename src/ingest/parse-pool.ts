@@ -20,7 +20,8 @@ export const OFFLOAD_BYTES = 64 * 1024;
 
 export interface ParseJob {
   readonly id: number;
-  readonly body: Uint8Array;
+  /** Bytes as received, or text already decoded (a twin's frame). */
+  readonly body: Uint8Array | string;
   readonly precision: Precision;
   readonly defaultTime: bigint;
 }
@@ -30,7 +31,7 @@ export type ParseReply =
   | { readonly id: number; readonly packed?: undefined; readonly error: { readonly code: ErrorCode; readonly message: string } };
 
 interface Job {
-  readonly body: Uint8Array;
+  readonly body: Uint8Array | string;
   readonly precision: Precision;
   readonly defaultTime: bigint;
   readonly resolve: (r: ParseResult) => void;
@@ -54,9 +55,9 @@ function workerUrl(): string {
   return new URL("./parse-worker.ts", import.meta.url).href;
 }
 
-/** Decodes and parses a body on this thread. */
-export function parseBody(body: Uint8Array, precision: Precision, defaultTime: bigint): ParseResult {
-  return parseLines(decodeBody(body), { precision, defaultTime });
+/** Decodes (bytes) and parses a body on this thread. */
+export function parseBody(body: Uint8Array | string, precision: Precision, defaultTime: bigint): ParseResult {
+  return parseLines(typeof body === "string" ? body : decodeBody(body), { precision, defaultTime });
 }
 
 export class ParsePool {
@@ -77,8 +78,8 @@ export class ParsePool {
     }
   }
 
-  /** Parses `body` (bytes as received, after gzip), on a worker when it is large. */
-  parse(body: Uint8Array, precision: Precision, defaultTime: bigint): Promise<ParseResult> {
+  /** Parses `body` (bytes as received after gzip, or text), on a worker when it is large. */
+  parse(body: Uint8Array | string, precision: Precision, defaultTime: bigint): Promise<ParseResult> {
     if (body.length < OFFLOAD_BYTES || this.threads.length === 0 || this.closed) {
       try {
         return Promise.resolve(parseBody(body, precision, defaultTime));
@@ -91,7 +92,8 @@ export class ParsePool {
     const id = this.nextId++;
     return new Promise<ParseResult>((resolve, reject) => {
       thread.jobs.set(id, { body, precision, defaultTime, resolve, reject });
-      // The body is copied, not moved: the store keeps it as the frame's text.
+      // The body is copied, not moved: the store keeps it as the frame's text. (A string
+      // counts by its length in characters here, near enough to bytes for the threshold.)
       const job: ParseJob = { id, body, precision, defaultTime };
       thread.worker!.postMessage(job);
     });
@@ -142,7 +144,7 @@ export class ParsePool {
     thread.jobs.delete(r.id);
     this.offloaded++;
     if (r.error !== undefined) job.reject(new TsdbError(r.error.code, r.error.message));
-    else job.resolve(unpackBatch(r.packed, () => decodeBody(job.body)));
+    else job.resolve(unpackBatch(r.packed, () => (typeof job.body === "string" ? job.body : decodeBody(job.body))));
   }
 
   private failAll(thread: Thread, err: TsdbError): void {

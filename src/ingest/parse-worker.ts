@@ -17,7 +17,8 @@ const scope = globalThis as unknown as {
 scope.onmessage = (e) => {
   const { id, body, precision, defaultTime } = e.data;
   try {
-    const { packed, transfer } = packBatch(parseLines(decodeBody(body), { precision, defaultTime }));
+    const text = typeof body === "string" ? body : decodeBody(body);
+    const { packed, transfer } = packBatch(parseLines(text, { precision, defaultTime }));
     scope.postMessage({ id, packed }, transfer);
   } catch (err) {
     scope.postMessage({

@@ -13,6 +13,8 @@ import { formatPosition } from "../wal/position.ts";
 import { digestReport, PEER_NODE_HEADER, PEER_SECRET_HEADER, type DigestReport, type RepairRange } from "./routes.ts";
 import { createPeerFetch, type PeerFetch } from "./transport.ts";
 import { inflateFrame, MessageReader, type Hello, type Message } from "./wire.ts";
+import type { ParseResult, Precision } from "../lineprotocol/types.ts";
+import { decodeFrame, type Frame } from "../wal/frame.ts";
 
 export type LinkState = "CONNECTING" | "STREAMING" | "BACKFILLING" | "SEEDING" | "PAUSED" | "ERROR" | "STOPPED";
 
@@ -34,6 +36,12 @@ export interface PeerLinkOptions {
   /** How requests reach the twin (trusting --peer-ca); createPeerFetch() with the default roots when absent. */
   readonly fetch?: PeerFetch;
   readonly nowMs?: () => number;
+  /**
+   * Parses a write frame's lines, on another thread where there is one (the ingest parse
+   * pool): applying the twin's frames then costs the writer about what storing costs, not
+   * what parsing costs too. Without it the store parses them itself.
+   */
+  readonly parse?: (lines: Uint8Array | string, precision: Precision, defaultTime: bigint) => Promise<ParseResult>;
 }
 
 export interface AddressStatus {
@@ -309,7 +317,8 @@ export class PeerLink {
   private async applyFrames(frames: Uint8Array[]): Promise<void> {
     if (frames.length === 0 || this.twin === null) return;
     try {
-      const out = await this.opts.store.applyTwinFrames(this.twin, frames);
+      const parsed = await this.preparse(frames);
+      const out = await this.opts.store.applyTwinFrames(this.twin, frames, parsed);
       this.counters.frames_applied += out.applied;
     } catch (e) {
       if (isTsdbError(e, "corrupt_frame")) {
@@ -317,6 +326,28 @@ export class PeerLink {
       }
       throw e;
     }
+  }
+
+  /**
+   * The write frames' points, parsed ahead of the writer (see PeerLinkOptions.parse). Anything
+   * that does not decode here is left to the store, which checks every frame and refuses bad ones.
+   */
+  private preparse(frames: readonly Uint8Array[]): Promise<Array<ParseResult | undefined>> | undefined {
+    const parse = this.opts.parse;
+    if (parse === undefined) return undefined;
+    return Promise.all(
+      frames.map(async (bytes) => {
+        let frame: Frame;
+        try {
+          frame = decodeFrame(bytes);
+        } catch {
+          return undefined;
+        }
+        const op = frame.op;
+        if (op.kind !== "write") return undefined;
+        return parse(op.lines, op.precision, op.defaultTime).catch(() => undefined);
+      }),
+    );
   }
 
   private onHello(h: Hello): void {

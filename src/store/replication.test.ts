@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { DEFAULT_ENGINE } from "../config.ts";
 import { isTsdbError } from "../errors.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
-import { encodeFrame } from "../wal/frame.ts";
+import { ParsePool } from "../ingest/parse-pool.ts";
+import { silentLogger } from "../log.ts";
+import { decodeFrame, encodeFrame } from "../wal/frame.ts";
 import { Store } from "./store.ts";
 
 const dirs: string[] = [];
@@ -54,6 +56,33 @@ describe("applying a twin's frames", () => {
     expect(await ship(a, b)).toBe(0);
     expect(b.cursorFor("a")?.lsn).toBe(2);
     expect(exported(b)).toBe("m v=1 1\nm v=2 2\n");
+  });
+
+  test("frames parsed ahead on a worker apply exactly as frames the store parses itself", async () => {
+    const clock = { ms: 1_000 };
+    const [a, b, c] = [node("a", clock), node("b", clock), node("c", clock)];
+    const lines = Array.from({ length: 5000 }, (_, i) => `m,host=h${i % 7} v=${i},n=${i}i,s="x${i % 3}",ok=${i % 2 === 0} ${i}`);
+    await write(a, lines.join("\n"));
+    await write(a, "m,host=h0 v=0.5 3");
+    const frames = a.ownFramesAfter(0, Number.MAX_SAFE_INTEGER).map((f) => f.bytes);
+    for (const to of [b, c]) await to.applyBackfill({ nodeId: "a", incarnation: a.incarnation }, [], { lsn: 0, hlc: 0 });
+    const pool = new ParsePool(1, silentLogger);
+    try {
+      const parsed = await Promise.all(
+        frames.map((bytes) => {
+          const op = decodeFrame(bytes).op;
+          return op.kind === "write" ? pool.parse(op.lines, op.precision, op.defaultTime) : undefined;
+        }),
+      );
+      expect(pool.offloaded).toBe(1); // the big frame; the one-line frame was parsed in place
+      expect((await c.applyTwinFrames({ nodeId: "a", incarnation: a.incarnation }, frames, parsed)).applied).toBe(2);
+    } finally {
+      pool.close();
+    }
+    expect((await b.applyTwinFrames({ nodeId: "a", incarnation: a.incarnation }, frames)).applied).toBe(2);
+    expect(exported(c)).toBe(exported(b));
+    expect(exported(c)).toBe(exported(a));
+    expect(exported(c)).toContain('m,host=h0 n=0i,ok=true,s="x0",v=0 0\n');
   });
 
   test("refuses a frame that claims another origin, and applies nothing of its batch", async () => {

@@ -20,7 +20,7 @@ import { TsdbError } from "../errors.ts";
 import { crc32 } from "node:zlib";
 import { escapeFieldKey, formatFieldValue, splitSeriesKey } from "../lineprotocol/format.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
-import type { FieldType, FieldValue, PointBatch, Precision } from "../lineprotocol/types.ts";
+import type { FieldType, FieldValue, ParseResult, PointBatch, Precision } from "../lineprotocol/types.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import {
   decodeFrame,
@@ -996,7 +996,11 @@ export class Store {
    * in one transaction. Frames at or below the cursor are skipped. Throws without applying
    * anything when a frame is corrupt, forged or out of order.
    */
-  applyTwinFrames(twin: TwinIdentity, frames: readonly Uint8Array[]): Promise<{ applied: number; lsn: Lsn; conflicts: number }> {
+  applyTwinFrames(
+    twin: TwinIdentity,
+    frames: readonly Uint8Array[],
+    parsed?: ReadonlyArray<ParseResult | undefined>,
+  ): Promise<{ applied: number; lsn: Lsn; conflicts: number }> {
     return this.task(() => {
       const originId = this.nodeIdOf(twin.nodeId);
       const cur = this.cursorFor(twin.nodeId);
@@ -1007,7 +1011,8 @@ export class Store {
       let hlc = cur.hlc;
       let conflicts = 0;
       const committed: CommittedFrame[] = [];
-      for (const bytes of frames) {
+      for (let k = 0; k < frames.length; k++) {
+        const bytes = frames[k]!;
         const frame = decodeFrame(bytes);
         if (frame.origin !== twin.nodeId) {
           throw new TsdbError("corrupt_frame", `refusing ${describeFrame(frame)}: the twin is ${twin.nodeId}, and frames are only shipped by their origin`);
@@ -1021,7 +1026,8 @@ export class Store {
         if (frame.op.kind === "write") {
           const op = frame.op;
           const db = this.catalog.dbs.get(op.db) ?? this.catalog.createDb(op.db);
-          const { batch } = parseLines(writeText(op), { precision: op.precision, defaultTime: op.defaultTime });
+          // Parsed ahead on another thread when the caller could; the same lines either way.
+          const { batch } = parsed?.[k] ?? parseLines(writeText(op), { precision: op.precision, defaultTime: op.defaultTime });
           const index: number[] = [];
           const hlcBig = BigInt(frame.hlc);
           const checkTombs = this.tombstones.has(op.db);
