@@ -12,7 +12,20 @@ import { hlcPhysicalMs } from "../wal/hlc.ts";
 import { formatPosition } from "../wal/position.ts";
 import { digestReport, PEER_NODE_HEADER, PEER_SECRET_HEADER, type DigestReport, type RepairRange } from "./routes.ts";
 import { createPeerFetch, type PeerFetch } from "./transport.ts";
+import { ApplyPipeline } from "./pipeline.ts";
 import { inflateFrame, MessageReader, type Hello, type Message } from "./wire.ts";
+
+/** A frame as it came off the wire. */
+interface WireFrame {
+  readonly bytes: Uint8Array;
+  readonly compressed: boolean;
+}
+
+/** A batch of frames inflated, with their points parsed where that could be done ahead. */
+interface PreparedFrames {
+  readonly frames: Uint8Array[];
+  readonly parsed?: Array<ParseResult | undefined>;
+}
 import type { ParseResult, Precision } from "../lineprotocol/types.ts";
 import { decodeFrame, type Frame } from "../wal/frame.ts";
 
@@ -183,7 +196,10 @@ export class PeerLink {
         if (this.stopped || this.paused) continue;
         this.state = "ERROR";
         this.lastError = e instanceof Error ? e.message : String(e);
-        if (isTsdbError(e, "corrupt_frame")) this.counters.frames_refused++;
+        if (isTsdbError(e, "corrupt_frame")) {
+          this.counters.frames_refused++;
+          this.opts.log.error("refused frames from the twin", { error: this.lastError });
+        }
         this.opts.log.warn("peer link error", { error: this.lastError, retry_ms: backoff });
         // Capped exponential backoff with jitter, so two boxes do not retry in step.
         await this.sleep(backoff * (0.5 + Math.random()));
@@ -263,79 +279,78 @@ export class PeerLink {
     let hello: Hello | null = null;
     // What to do once this stream is closed: refill from storage before streaming again.
     let next: (() => Promise<void>) | null = null;
-    stream: for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-      const messages = reader.push(chunk);
-      let frames: Uint8Array[] = [];
-      for (const m of messages) {
-        if (hello === null) {
-          if (m.type !== "hello") throw new TsdbError("corrupt_frame", `twin stream did not start with hello (got ${m.type})`);
-          const h = m.hello;
-          hello = h;
-          this.onHello(h);
-          const stored = store.cursorFor(h.node_id);
-          if (stored === null || stored.incarnation !== h.incarnation) {
-            // A twin we never applied, or a new incarnation of it (disk replaced, restored):
-            // its offsets mean nothing here; refill from its storage, then stream from there.
-            next = () => this.seed(h, stored);
+    const pipeline = new ApplyPipeline<WireFrame[], PreparedFrames>(
+      (batch) => this.prepareFrames(batch),
+      (prepared) => this.applyPrepared(prepared),
+    );
+    try {
+      stream: for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+        const messages = reader.push(chunk);
+        let frames: WireFrame[] = [];
+        for (const m of messages) {
+          if (hello === null) {
+            if (m.type !== "hello") throw new TsdbError("corrupt_frame", `twin stream did not start with hello (got ${m.type})`);
+            const h = m.hello;
+            hello = h;
+            this.onHello(h);
+            const stored = store.cursorFor(h.node_id);
+            if (stored === null || stored.incarnation !== h.incarnation) {
+              // A twin we never applied, or a new incarnation of it (disk replaced, restored):
+              // its offsets mean nothing here; refill from its storage, then stream from there.
+              next = () => this.seed(h, stored);
+              break stream;
+            }
+            if (stored.lsn !== after) {
+              // First contact after a restart (we did not know the twin's id yet): reconnect
+              // at the stored cursor instead.
+              next = async () => {};
+              break stream;
+            }
+            this.state = "STREAMING";
+            continue;
+          }
+          if (m.type === "frame" || m.type === "frame_z") {
+            frames.push({ bytes: m.bytes, compressed: m.type === "frame_z" });
+            continue;
+          }
+          if (frames.length > 0) await pipeline.push(frames);
+          frames = [];
+          // A heartbeat only updates what we know of the twin; anything else (a gap) acts on
+          // the store, so everything before it is applied first.
+          if (m.type !== "heartbeat") await pipeline.drain();
+          this.onControl(m);
+          if (m.type === "gap") {
+            const h = hello;
+            const { from, to } = m.gap;
+            next = () => this.refillGap(h, from, to);
             break stream;
           }
-          if (stored.lsn !== after) {
-            // First contact after a restart (we did not know the twin's id yet): reconnect
-            // at the stored cursor instead.
-            next = async () => {};
-            break stream;
-          }
-          this.state = "STREAMING";
-          continue;
         }
-        if (m.type === "frame") {
-          frames.push(m.bytes);
-          continue;
-        }
-        if (m.type === "frame_z") {
-          frames.push(await inflateFrame(m.bytes));
-          continue;
-        }
-        await this.applyFrames(frames);
-        frames = [];
-        this.onControl(m);
-        if (m.type === "gap") {
-          const h = hello;
-          const { from, to } = m.gap;
-          next = () => this.refillGap(h, from, to);
-          break stream;
-        }
+        if (frames.length > 0) await pipeline.push(frames);
+        this.maybeProbe();
       }
-      await this.applyFrames(frames);
-      this.maybeProbe();
+      await pipeline.drain();
+    } finally {
+      // Leaving early (an error, a stop): let what is in flight finish before a new stream
+      // starts from the cursor it leaves behind.
+      await pipeline.settle();
     }
     // Leaving the loop above cancelled the stream; now refill if that is why we left.
     if (next !== null) return next();
     if (!this.stopped && !this.paused) throw new TsdbError("unavailable", "twin closed the frame stream");
   }
 
-  private async applyFrames(frames: Uint8Array[]): Promise<void> {
-    if (frames.length === 0 || this.twin === null) return;
-    try {
-      const parsed = await this.preparse(frames);
-      const out = await this.opts.store.applyTwinFrames(this.twin, frames, parsed);
-      this.counters.frames_applied += out.applied;
-    } catch (e) {
-      if (isTsdbError(e, "corrupt_frame")) {
-        this.opts.log.error("refused frames from the twin", { error: (e as Error).message });
-      }
-      throw e;
-    }
-  }
-
   /**
-   * The write frames' points, parsed ahead of the writer (see PeerLinkOptions.parse). Anything
-   * that does not decode here is left to the store, which checks every frame and refuses bad ones.
+   * Inflates a batch of frames and parses their points ahead of the writer (see
+   * PeerLinkOptions.parse), on other threads: this runs while earlier batches are applied.
+   * Anything that does not decode is left to the store, which checks every frame and refuses
+   * bad ones.
    */
-  private preparse(frames: readonly Uint8Array[]): Promise<Array<ParseResult | undefined>> | undefined {
+  private async prepareFrames(batch: readonly WireFrame[]): Promise<PreparedFrames> {
+    const frames = await Promise.all(batch.map((f) => (f.compressed ? inflateFrame(f.bytes) : f.bytes)));
     const parse = this.opts.parse;
-    if (parse === undefined) return undefined;
-    return Promise.all(
+    if (parse === undefined) return { frames };
+    const parsed = await Promise.all(
       frames.map(async (bytes) => {
         let frame: Frame;
         try {
@@ -348,6 +363,13 @@ export class PeerLink {
         return parse(op.lines, op.precision, op.defaultTime).catch(() => undefined);
       }),
     );
+    return { frames, parsed };
+  }
+
+  private async applyPrepared(prepared: PreparedFrames): Promise<void> {
+    if (this.twin === null) return;
+    const out = await this.opts.store.applyTwinFrames(this.twin, prepared.frames, prepared.parsed);
+    this.counters.frames_applied += out.applied;
   }
 
   private onHello(h: Hello): void {

@@ -53,10 +53,10 @@ describe("compressed frames", () => {
     const frame = new TextEncoder().encode("cpu,host=a v=1 1\n".repeat(1000));
     const z = compressFrame(frame);
     expect(z.length * 10).toBeLessThan(frame.length);
-    expect(await inflateFrame(z)).toEqual(frame);
+    expect(inflateFrame(z)).toEqual(frame);
   });
 
   test("refuse bytes that are not deflate data", async () => {
-    expect(inflateFrame(Uint8Array.of(255, 255, 255, 255))).rejects.toThrow(/does not inflate/);
+    expect(() => inflateFrame(Uint8Array.of(255, 255, 255, 255))).toThrow(/does not inflate/);
   });
 });
