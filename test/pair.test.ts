@@ -286,4 +286,34 @@ describe("schema changes across the pair", () => {
     },
     { timeout: 60_000 },
   );
+
+  test(
+    "a field written with two types on the two boxes at once ends with the type written first, on both",
+    async () => {
+      const pair = await startPair();
+      try {
+        pair.a.proxy.cut();
+        pair.b.proxy.cut();
+        expect((await write(pair.a.node.url, "m,h=1 f=1i 10\nm,h=1 f=2i 20")).status).toBe(204);
+        await Bun.sleep(20);
+        expect((await write(pair.b.node.url, "m,h=1 f=1.5 10\nm,h=2 f=3.5 30")).status).toBe(204);
+        pair.a.proxy.heal();
+        pair.b.proxy.heal();
+        expect(await converged(pair)).toBe("m,h=1 f=1i 10\nm,h=1 f=2i 20\n");
+        const [sa, sb] = await Promise.all([peerStatus(pair.a.node.url), peerStatus(pair.b.node.url)]);
+        expect(sb.conflicts.types_settled).toBe(1);
+        expect(sa.conflicts.types_settled).toBe(0);
+        expect(sa.conflicts.type).toBe(2);
+        // The settled type holds for new writes on both boxes.
+        for (const m of [pair.a, pair.b]) {
+          const res = await write(m.node.url, "m,h=1 f=9.5 90");
+          expect(res.status).toBe(400);
+          expect(res.text).toContain("already exists as type integer");
+        }
+      } finally {
+        await pair.close();
+      }
+    },
+    { timeout: 60_000 },
+  );
 });

@@ -24,7 +24,7 @@ export function renderPeerStatus(s: PeerStatusView): string {
     ["twin latest LSN", String(s.twin_latest_lsn ?? "-")],
     ["lag", `${s.lag.frames ?? "-"} frames, ${s.lag.bytes ?? "-"} bytes, ${s.lag.seconds ?? "-"} s`],
     ["gaps", s.gaps.length === 0 ? "none" : s.gaps.map((g) => `${g.from}..${g.to}${g.repairedAt === null ? " (refilling)" : " (refilled)"}`).join(", ")],
-    ["conflicts", `${s.conflicts.same_point} same point, ${s.conflicts.type} type`],
+    ["conflicts", `${s.conflicts.same_point} same point, ${s.conflicts.type} type (${s.conflicts.types_settled} field types settled)`],
     ["clock offset", s.clock_offset_ms === null ? "-" : `${s.clock_offset_ms} ms${s.clock_warning ? "  WARNING: check NTP" : ""}`],
     ["last contact", ago(s.last_contact_ms)],
     ["last error", s.last_error ?? "none"],

@@ -74,7 +74,12 @@ export interface PeerStatus {
   readonly twin_latest_lsn: number | null;
   readonly lag: { frames: number | null; bytes: number | null; seconds: number | null };
   readonly gaps: ReturnType<Store["gapsFor"]>;
-  readonly conflicts: { same_point: number; type: number; sample: unknown };
+  /**
+   * same_point: one point written on both boxes (settled by version); type: values dropped for
+   * a field type clash; types_settled: fields the boxes wrote with two types at once, settled
+   * on both by keeping the type written first.
+   */
+  readonly conflicts: { same_point: number; type: number; types_settled: number; sample: unknown };
   readonly clock_offset_ms: number | null;
   readonly clock_warning: boolean;
   readonly last_error: string | null;
@@ -577,7 +582,12 @@ export class PeerLink {
       // Bytes: what the twin had not yet sent us at its last heartbeat (0 once caught up).
       lag: { frames: lagFrames, bytes: lagFrames === 0 ? 0 : this.pendingBytes, seconds: lagSeconds },
       gaps: this.twin === null ? [] : store.gapsFor(this.twin.nodeId),
-      conflicts: { same_point: conflicts.count, type: store.typeConflictCount(), sample: conflicts.sample },
+      conflicts: {
+        same_point: conflicts.count,
+        type: store.typeConflictCount(),
+        types_settled: store.settledTypeConflictCount(),
+        sample: conflicts.sample,
+      },
       clock_offset_ms: this.clockOffset,
       clock_warning: this.clockOffset !== null && Math.abs(this.clockOffset) > CLOCK_WARN_MS,
       last_error: this.lastError,

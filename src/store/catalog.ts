@@ -13,6 +13,23 @@ export interface FieldEntry {
   readonly name: string;
   readonly type: FieldType;
   readonly measurement: MeasurementEntry;
+  /** The write that gave the field its type (see fieldVersionOrder). */
+  readonly created: FieldVersion;
+}
+
+/** A write's version as both twins see it: its clock and its origin node's name. */
+export interface FieldVersion {
+  readonly hlc: number;
+  readonly by: string;
+}
+
+/** Fields created before versions were kept: older than any write. */
+export const UNKNOWN_FIELD_VERSION: FieldVersion = { hlc: 0, by: "" };
+
+/** Orders two versions the way values are ordered: by clock, then by node name. */
+export function compareFieldVersions(a: FieldVersion, b: FieldVersion): number {
+  if (a.hlc !== b.hlc) return a.hlc < b.hlc ? -1 : 1;
+  return a.by < b.by ? -1 : a.by > b.by ? 1 : 0;
 }
 
 export class MeasurementEntry {
@@ -89,12 +106,14 @@ export class Catalog {
   private readonly insertDb;
   private readonly insertSeries;
   private readonly insertField;
+  private readonly retypeFieldRow;
   private readonly insertNode;
 
   constructor(private readonly sqlite: Sqlite) {
     this.insertDb = sqlite.prepare("INSERT INTO databases (name) VALUES (?)");
     this.insertSeries = sqlite.prepare("INSERT INTO series (db_id, measurement, key) VALUES (?, ?, ?)");
-    this.insertField = sqlite.prepare("INSERT INTO fields (db_id, measurement, name, type) VALUES (?, ?, ?, ?)");
+    this.insertField = sqlite.prepare("INSERT INTO fields (db_id, measurement, name, type, created_hlc, created_by) VALUES (?, ?, ?, ?, ?, ?)");
+    this.retypeFieldRow = sqlite.prepare("UPDATE fields SET type = ?, created_hlc = ?, created_by = ? WHERE id = ?");
     this.insertNode = sqlite.prepare("INSERT INTO nodes (name) VALUES (?)");
     this.load();
   }
@@ -115,17 +134,20 @@ export class Catalog {
       this.nodeIds.set(row.name, row.id);
       this.nodeNames.set(row.id, row.name);
     }
-    const fieldRows = this.sqlite.prepare("SELECT id, db_id, measurement, name, type FROM fields ORDER BY id").all() as Array<{
+    const fieldRows = this.sqlite.prepare("SELECT id, db_id, measurement, name, type, created_hlc, created_by FROM fields ORDER BY id").all() as Array<{
       id: number;
       db_id: number;
       measurement: string;
       name: string;
       type: FieldType;
+      created_hlc: number | null;
+      created_by: string | null;
     }>;
     for (const row of fieldRows) {
       const m = byId.get(row.db_id)?.measurement(row.measurement);
       if (m) {
-        const f: FieldEntry = { id: row.id, name: row.name, type: row.type, measurement: m };
+        const created = row.created_hlc === null ? UNKNOWN_FIELD_VERSION : { hlc: row.created_hlc, by: row.created_by ?? "" };
+        const f: FieldEntry = { id: row.id, name: row.name, type: row.type, measurement: m, created };
         m.fields.set(row.name, f);
         this.fieldsById.set(f.id, f);
       }
@@ -185,15 +207,31 @@ export class Catalog {
     return s;
   }
 
-  createField(m: MeasurementEntry, sliced: string, type: FieldType): FieldEntry {
+  createField(m: MeasurementEntry, sliced: string, type: FieldType, created: FieldVersion): FieldEntry {
     const name = detach(sliced);
-    const id = Number(this.insertField.run([m.db.id, m.name, name, type]).lastInsertRowid);
-    const f: FieldEntry = { id, name, type, measurement: m };
+    const id = Number(this.insertField.run([m.db.id, m.name, name, type, created.hlc, created.by]).lastInsertRowid);
+    const f: FieldEntry = { id, name, type, measurement: m, created };
     m.fields.set(name, f);
     this.fieldsById.set(id, f);
     this.undoLog.push(() => {
       m.fields.delete(name);
       this.fieldsById.delete(id);
+    });
+    return f;
+  }
+
+  /**
+   * Gives a field another type, as of the write `created` (its stored values must go: the
+   * caller deletes them). The entry is replaced, keeping its id; the old one is returned.
+   */
+  retypeField(old: FieldEntry, type: FieldType, created: FieldVersion): FieldEntry {
+    this.retypeFieldRow.run([type, created.hlc, created.by, old.id]);
+    const f: FieldEntry = { ...old, type, created };
+    old.measurement.fields.set(f.name, f);
+    this.fieldsById.set(f.id, f);
+    this.undoLog.push(() => {
+      old.measurement.fields.set(old.name, old);
+      this.fieldsById.set(old.id, old);
     });
     return f;
   }

@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import type { FieldType, FieldValue } from "../lineprotocol/types.ts";
-import { DbEntry, SeriesEntry, type FieldEntry } from "./catalog.ts";
+import { DbEntry, SeriesEntry, UNKNOWN_FIELD_VERSION, type FieldEntry } from "./catalog.ts";
 import { HotBuffer } from "./hot.ts";
 
 function buffer(type: FieldType): HotBuffer {
   const db = new DbEntry(1, "db");
   const m = db.measurement("m");
-  const field: FieldEntry = { id: 1, name: "v", type, measurement: m };
+  const field: FieldEntry = { id: 1, name: "v", type, measurement: m, created: UNKNOWN_FIELD_VERSION };
   return new HotBuffer(new SeriesEntry(1, "m", m), field);
 }
 

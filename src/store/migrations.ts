@@ -63,4 +63,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE databases ADD COLUMN retention_hlc INTEGER`,
     ],
   },
+  {
+    hash: "0005_field_versions",
+    folderMillis: 1_795_000_000_004,
+    bps: true,
+    sql: [
+      // The version (clock, node) of the write that gave a field its type, so the twins settle
+      // a field written with two types at once the same way: the earlier type wins on both.
+      `ALTER TABLE fields ADD COLUMN created_hlc INTEGER`,
+      `ALTER TABLE fields ADD COLUMN created_by TEXT`,
+    ],
+  },
 ];

@@ -210,4 +210,60 @@ describe("applying a twin's frames", () => {
     expect(exported(b)).toBe("m v=2 10\nm v=1 20\n");
     expect(b.cursorFor("a")?.lsn).toBe(1);
   });
+
+  describe("a field written with two types on the two nodes at once", () => {
+    // a gives m.f the type integer first (clock 1,000 ms); b, later (2,000 ms), float.
+    async function clash(): Promise<{ a: Store; b: Store }> {
+      const [a, b] = [node("a", { ms: 1_000 }), node("b", { ms: 2_000 })];
+      await write(a, "m f=1i 1\nm f=2i 2");
+      await write(b, "m f=1.5 1\nm f=3.5 3");
+      return { a, b };
+    }
+
+    for (const order of ["a to b first", "b to a first"]) {
+      test(`settles on the type written first, on both (${order})`, async () => {
+        const { a, b } = await clash();
+        if (order === "a to b first") {
+          await ship(a, b);
+          await ship(b, a);
+        } else {
+          await ship(b, a);
+          await ship(a, b);
+        }
+        expect(exported(a)).toBe("m f=1i 1\nm f=2i 2\n");
+        expect(exported(b)).toBe(exported(a));
+        // b gave up its type; a refused b's float points.
+        expect(b.settledTypeConflictCount()).toBe(1);
+        expect(a.settledTypeConflictCount()).toBe(0);
+        expect(a.typeConflictCount()).toBe(2);
+        // b now refuses local floats for the field, as any store refuses a clashing type.
+        const late = await b.write({ db: "db", rp: "", precision: "ns", defaultTime: 0n, batch: parseLines("m f=9.5 9", { precision: "ns", defaultTime: 0n }).batch, autoCreate: true });
+        expect(late.accepted).toBe(0);
+        expect(late.conflicts[0]?.existing).toBe("integer");
+      });
+    }
+
+    test("also when the losing values were already flushed to chunks, and the type is kept after a restart", async () => {
+      const { a, b } = await clash();
+      b.flushAll();
+      await ship(a, b);
+      await ship(b, a);
+      expect(exported(b)).toBe("m f=1i 1\nm f=2i 2\n");
+      expect(exported(a)).toBe(exported(b));
+      const dir = dirs[1]!;
+      await b.close();
+      const again = Store.open({ dataDir: dir, nodeId: "b", sync: "normal", engine: DEFAULT_ENGINE });
+      stores.push(again);
+      expect(exported(again)).toBe("m f=1i 1\nm f=2i 2\n");
+      expect(again.database("db")?.measurement("m").fields.get("f")?.created).toEqual({ hlc: 1_000 * 1024, by: "a" });
+    });
+
+    test("also when the older type arrives by backfill", async () => {
+      const { a, b } = await clash();
+      const records = [...a.backfillRecords({ sinceHlc: 0, origin: null })];
+      await b.applyBackfill({ nodeId: "a", incarnation: a.incarnation }, records, { lsn: a.latestLsn(), hlc: a.currentHlc() });
+      expect(exported(b)).toBe("m f=1i 1\nm f=2i 2\n");
+      expect(b.settledTypeConflictCount()).toBe(1);
+    });
+  });
 });

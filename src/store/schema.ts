@@ -44,6 +44,9 @@ export const fields = sqliteTable(
     measurement: text("measurement").notNull(),
     name: text("name").notNull(),
     type: text("type").notNull(),
+    /** Version of the write that gave the field its type (NULL: from before versions were kept). */
+    createdHlc: integer("created_hlc"),
+    createdBy: text("created_by"),
   },
   (t) => [uniqueIndex("fields_by_name").on(t.dbId, t.measurement, t.name)],
 );

@@ -35,7 +35,15 @@ import {
 } from "../wal/frame.ts";
 import { HybridClock } from "../wal/hlc.ts";
 import { formatPosition, type Lsn } from "../wal/position.ts";
-import { Catalog, type DbEntry, type FieldEntry, type MeasurementEntry, type SeriesEntry } from "./catalog.ts";
+import {
+  Catalog,
+  compareFieldVersions,
+  type DbEntry,
+  type FieldEntry,
+  type FieldVersion,
+  type MeasurementEntry,
+  type SeriesEntry,
+} from "./catalog.ts";
 import { decodeChunk, encodeChunk, type ChunkColumns } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
 import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
@@ -214,7 +222,7 @@ type Pending =
   | {
       readonly kind: "task";
       /** Runs inside the writer's transaction; returns the frames it stored, to apply after the commit. */
-      readonly run: () => { frames: CommittedFrame[]; result: unknown };
+      readonly run: () => { frames: CommittedFrame[]; result: unknown; retyped?: FieldEntry[] };
       readonly resolve: (result: unknown) => void;
       readonly reject: (e: unknown) => void;
     };
@@ -224,6 +232,8 @@ interface CommittedFrame {
   readonly frame: Frame;
   readonly seq: number;
   readonly points?: Accepted;
+  /** Fields this frame gave an older type (see Store.admit): their buffered values go first. */
+  readonly retyped?: readonly FieldEntry[];
 }
 
 /** The points of a batch that were stored (by index), i.e. what replaying the frame yields. */
@@ -236,6 +246,7 @@ interface Staged {
   readonly pending: Pending;
   readonly result: unknown;
   readonly frames: readonly CommittedFrame[];
+  readonly retyped?: readonly FieldEntry[];
 }
 
 const MIN_TIME = -(2n ** 63n);
@@ -257,6 +268,8 @@ export class Store {
   private checkpointSeq: number;
   private hotValues = 0;
   private typeConflicts = 0;
+  /** Fields written with two types on the twins, settled by keeping the older type (see admit). */
+  private typeConflictsSettled = 0;
   private conflicts = 0;
   private conflictSample: Record<string, string | number> | null = null;
   /** Tombstones by database (loaded at open; usually none). */
@@ -312,6 +325,7 @@ export class Store {
       trimFrames: sqlite.prepare("DELETE FROM frames WHERE seq <= ?"),
       chunkById: sqlite.prepare("SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE id = ?").raw(),
       deleteChunk: sqlite.prepare("DELETE FROM chunks WHERE id = ?"),
+      deleteFieldChunks: sqlite.prepare("DELETE FROM chunks WHERE field_id = ?"),
       deleteSeriesRow: sqlite.prepare("DELETE FROM series WHERE id = ?"),
       deleteMeasurementFields: sqlite.prepare("DELETE FROM fields WHERE db_id = ? AND measurement = ?"),
       deleteDbFields: sqlite.prepare("DELETE FROM fields WHERE db_id = ?"),
@@ -796,8 +810,10 @@ export class Store {
     }
     const now = this.nowMs();
     for (const s of staged) {
+      if (s.retyped !== undefined) this.dropRetypedBuffers(s.retyped);
       for (const c of s.frames) {
         if (c.seq > this.lastSeq) this.lastSeq = c.seq;
+        if (c.retyped !== undefined) this.dropRetypedBuffers(c.retyped);
         this.applyFrame(c.frame, c.seq, now, c.points);
       }
       (s.pending.resolve as (r: unknown) => void)(s.result);
@@ -809,12 +825,12 @@ export class Store {
   private stage(p: Pending): Staged {
     if (p.kind === "write") return this.stageWrite(p, p.req);
     if (p.kind === "schema") return this.stageSchema(p);
-    const { frames, result } = p.run();
-    return { pending: p, result, frames };
+    const { frames, result, retyped } = p.run();
+    return { pending: p, result, frames, retyped };
   }
 
   /** Runs `run` as one writer turn (inside its transaction, in order with writes). */
-  private task<T>(run: () => { frames: CommittedFrame[]; result: T }): Promise<T> {
+  private task<T>(run: () => { frames: CommittedFrame[]; result: T; retyped?: FieldEntry[] }): Promise<T> {
     if (this.closed) return Promise.reject(new TsdbError("unavailable", "the store is shutting down"));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ kind: "task", run, resolve: resolve as (r: unknown) => void, reject });
@@ -843,8 +859,10 @@ export class Store {
     const conflicts: TypeConflict[] = [];
     const index: number[] = [];
     const batch = req.batch;
+    const hlc = this.clock.tick();
+    const version: FieldVersion = { hlc, by: this.nodeId };
     for (let i = 0; i < batch.length; i++) {
-      const conflict = this.admit(db, batch, i, true);
+      const conflict = this.admit(db, batch, i, version);
       if (conflict) conflicts.push(conflict);
       else index.push(i);
     }
@@ -854,7 +872,7 @@ export class Store {
     const frame: Frame = {
       origin: this.nodeId,
       lsn: ++this.lastLsn,
-      hlc: this.clock.tick(),
+      hlc,
       op: {
         kind: "write",
         db: req.db,
@@ -871,27 +889,67 @@ export class Store {
 
   /**
    * Adds point `i`'s series and new fields to the catalogue, or reports why not: its first
-   * type clash, or (for local writes) the database's series limit.
+   * type clash, or (for local writes) the database's series limit. New fields take `version`
+   * (the write's clock and origin) as the version of their type.
+   *
+   * The twin's points (`retyped` given) settle a clash instead of losing to it when their
+   * write is older than the one that gave the field its type here: both twins then keep the
+   * type written first, whatever order the writes arrive in. The field is retyped, its values
+   * of the other type are deleted (the caller drops them from memory after the commit), and
+   * the old entry is added to `retyped`.
    */
-  private admit(db: DbEntry, batch: PointBatch, i: number, limitSeries = false): TypeConflict | null {
+  private admit(db: DbEntry, batch: PointBatch, i: number, version: FieldVersion, retyped?: FieldEntry[]): TypeConflict | null {
     const m = db.measurement(batch.measurement[i]!);
     const from = batch.fieldStart[i]!;
     const to = batch.fieldStart[i + 1]!;
+    let settle: number[] | null = null;
     for (let f = from; f < to; f++) {
       const known = m.fields.get(batch.fieldKey[f]!);
-      if (known !== undefined && known.type !== batch.fieldType[f]) {
-        return { line: batch.line[i]!, measurement: m.name, field: known.name, type: batch.fieldType[f]!, existing: known.type };
-      }
+      if (known === undefined || known.type === batch.fieldType[f]) continue;
+      if (retyped !== undefined && compareFieldVersions(version, known.created) < 0) (settle ??= []).push(f);
+      else return { line: batch.line[i]!, measurement: m.name, field: known.name, type: batch.fieldType[f]!, existing: known.type };
     }
     const key = batch.seriesKey[i]!;
     const isNew = !db.series.has(key);
-    if (isNew && limitSeries && db.series.size >= this.engine.maxSeriesPerDatabase) {
+    if (isNew && retyped === undefined && db.series.size >= this.engine.maxSeriesPerDatabase) {
       const limit = String(this.engine.maxSeriesPerDatabase);
       return { kind: "series_limit", line: batch.line[i]!, measurement: m.name, field: "", type: "", existing: limit };
     }
-    for (let f = from; f < to; f++) if (!m.fields.has(batch.fieldKey[f]!)) this.catalog.createField(m, batch.fieldKey[f]!, batch.fieldType[f]!);
+    if (settle !== null) for (const f of settle) retyped!.push(this.retype(m.fields.get(batch.fieldKey[f]!)!, batch.fieldType[f]!, version));
+    for (let f = from; f < to; f++) if (!m.fields.has(batch.fieldKey[f]!)) this.catalog.createField(m, batch.fieldKey[f]!, batch.fieldType[f]!, version);
     if (isNew) this.catalog.createSeries(db, m, key);
     return null;
+  }
+
+  /** Gives a field the type of an older write and deletes its stored values; returns the old entry. */
+  private retype(field: FieldEntry, type: FieldType, version: FieldVersion): FieldEntry {
+    const dropped = Number(this.stmts.deleteFieldChunks.run([field.id]).changes);
+    this.chunkCount -= dropped;
+    this.catalog.retypeField(field, type, version);
+    this.log.warn("a field was written with two types on the twins; keeping the one written first", {
+      db: field.measurement.db.name,
+      measurement: field.measurement.name,
+      field: field.name,
+      kept: type,
+      dropped: field.type,
+      dropped_chunks: dropped,
+    });
+    this.typeConflictsSettled++;
+    return field;
+  }
+
+  /** After a commit that retyped fields: their buffered values of the old type go too. */
+  private dropRetypedBuffers(retyped: readonly FieldEntry[]): void {
+    for (const field of retyped) {
+      for (const series of field.measurement.series) {
+        const buf = series.buffers.get(field.id);
+        if (buf === undefined) continue;
+        series.buffers.delete(field.id);
+        this.hotValues -= buf.length;
+        this.live.delete(buf);
+        this.full.delete(buf);
+      }
+    }
   }
 
   /**
@@ -1011,6 +1069,7 @@ export class Store {
       let hlc = cur.hlc;
       let conflicts = 0;
       const committed: CommittedFrame[] = [];
+      const retyped: FieldEntry[] = [];
       for (let k = 0; k < frames.length; k++) {
         const bytes = frames[k]!;
         const frame = decodeFrame(bytes);
@@ -1029,12 +1088,13 @@ export class Store {
           // Parsed ahead on another thread when the caller could; the same lines either way.
           const { batch } = parsed?.[k] ?? parseLines(writeText(op), { precision: op.precision, defaultTime: op.defaultTime });
           const index: number[] = [];
+          const version: FieldVersion = { hlc: frame.hlc, by: frame.origin };
           const hlcBig = BigInt(frame.hlc);
           const checkTombs = this.tombstones.has(op.db);
           for (let i = 0; i < batch.length; i++) {
             // An older write than a delete that covers it stays deleted, whatever the arrival order.
             if (checkTombs && this.buried(op.db, batch.measurement[i]!, batch.seriesKey[i]!, batch.time[i]!, hlcBig, originId)) continue;
-            if (this.admit(db, batch, i) === null) index.push(i);
+            if (this.admit(db, batch, i, version, retyped) === null) index.push(i);
             else conflicts++;
           }
           points = { batch, index };
@@ -1042,7 +1102,7 @@ export class Store {
           this.applySchemaToTables(frame, frame.op);
         }
         const info = this.stmts.insertFrame.run([originId, frame.lsn, frame.hlc, bytes]);
-        committed.push({ frame, seq: Number(info.lastInsertRowid), points });
+        committed.push({ frame, seq: Number(info.lastInsertRowid), points, retyped: retyped.splice(0) });
         lsn = frame.lsn;
         hlc = frame.hlc;
       }
@@ -1147,6 +1207,7 @@ export class Store {
     return this.task(() => {
       let stored = 0;
       let conflicts = 0;
+      const retyped: FieldEntry[] = [];
       for (const r of records) {
         const ids = r.nodes.map((n) => this.nodeIdOf(n));
         const decoded = decodeChunk(r.chunk, r.type);
@@ -1164,12 +1225,18 @@ export class Store {
         }
         const db = this.catalog.dbs.get(r.db) ?? this.catalog.createDb(r.db);
         const m = db.measurement(r.measurement);
-        const known = m.fields.get(r.field);
+        // The oldest value stands for the write that gave the field its type on the twin.
+        const version = oldestVersion(run, (o) => this.catalog.nodeName(o));
+        let known = m.fields.get(r.field);
         if (known !== undefined && known.type !== r.type) {
-          conflicts++;
-          continue;
+          if (compareFieldVersions(version, known.created) >= 0) {
+            conflicts++;
+            continue;
+          }
+          retyped.push(this.retype(known, r.type, version));
+          known = m.fields.get(r.field)!;
         }
-        const field = known ?? this.catalog.createField(m, r.field, r.type);
+        const field = known ?? this.catalog.createField(m, r.field, r.type, version);
         const series = db.series.get(r.seriesKey) ?? this.catalog.createSeries(db, m, r.seriesKey);
         this.insertChunk(series.id, field.id, encodeChunk(run, r.type));
         // Backfilled data usually overlaps what is here already.
@@ -1182,7 +1249,7 @@ export class Store {
         this.stmts.repairGaps.run([this.nowMs(), this.nodeIdOf(twin.nodeId), done.lsn]);
       }
       this.typeConflicts += conflicts;
-      return { frames: [], result: { stored, conflicts } };
+      return { frames: [], result: { stored, conflicts }, retyped };
     });
   }
 
@@ -1263,6 +1330,11 @@ export class Store {
   /** Values dropped because their field type clashed with the stored type, since start. */
   typeConflictCount(): number {
     return this.typeConflicts;
+  }
+
+  /** Fields the twins wrote with two types that were settled by keeping the older type, since start. */
+  settledTypeConflictCount(): number {
+    return this.typeConflictsSettled;
   }
 
   // ---- schema changes ----
@@ -1751,4 +1823,15 @@ function scalar(stmt: { get(params?: unknown[]): unknown }, params: unknown[] = 
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The oldest version among a run's values (a non-empty run). */
+function oldestVersion(run: Run, nodeName: (id: number) => string): FieldVersion {
+  let oldest: FieldVersion | null = null;
+  for (let i = 0; i < run.times.length; i++) {
+    const origin = typeof run.origins === "number" ? run.origins : run.origins[i]!;
+    const v: FieldVersion = { hlc: Number(run.hlcs[i]!), by: nodeName(origin) };
+    if (oldest === null || compareFieldVersions(v, oldest) < 0) oldest = v;
+  }
+  return oldest!;
 }

@@ -61,7 +61,7 @@ export interface PeerStatusJson {
   last_error: string | null;
   gaps: Array<{ from: number; to: number; repairedAt: number | null }>;
   counters: { frames_applied: number; frames_refused: number; backfill_values: number; reconnects: number };
-  conflicts: { same_point: number; type: number };
+  conflicts: { same_point: number; type: number; types_settled: number };
   lag: { frames: number | null; bytes: number | null; seconds: number | null };
 }
 
