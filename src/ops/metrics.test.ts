@@ -315,6 +315,12 @@ describe("tsdb-pair's metrics", () => {
     expect(value(text, "tsdb_pair_store_last_lsn")).toBeGreaterThan(0);
     // In WAL mode new pages may sit in the -wal file until a checkpoint: together they are the store.
     expect(value(text, "tsdb_pair_store_disk_bytes", { file: "db" })! + value(text, "tsdb_pair_store_disk_bytes", { file: "wal" })!).toBeGreaterThan(0);
+    // Flushed early, the three one-value chunks wait for compaction until it has run.
+    expect(value(text, "tsdb_pair_store_compaction_pending")).toBe(0);
+    store.flushAll();
+    expect(value(m.registry.render(), "tsdb_pair_store_compaction_pending")).toBe(3);
+    store.compactAll();
+    expect(value(m.registry.render(), "tsdb_pair_store_compaction_pending")).toBe(0);
     unbind();
     await store.close();
   });

@@ -357,6 +357,10 @@ export function createMetrics(r: Registry) {
     storeHotBytes: r.gauge({ name: "tsdb_pair_store_hot_bytes", help: "Estimated bytes held by the hot buffers." }),
     storeLastLsn: r.gauge({ name: "tsdb_pair_store_last_lsn", help: "Log sequence number of this node's newest frame." }),
     storeChunksWritten: r.counter({ name: "tsdb_pair_store_chunks_written_total", help: "Chunks written by flushes since start." }),
+    storeCompactionPending: r.gauge({
+      name: "tsdb_pair_store_compaction_pending",
+      help: "Series and fields whose chunks wait for compaction (it runs while the writer is idle).",
+    }),
     storeCommitDuration: r.histogram({
       name: "tsdb_pair_store_commit_duration_seconds",
       help: "Time to commit one group of writes (one transaction, one fsync).",
@@ -517,6 +521,8 @@ export interface StoreMetricsSource {
     readonly chunks?: number;
     /** Hot buffer bytes, when the store estimates them. */
     readonly hotBytes?: number;
+    /** Series and fields waiting for compaction, when the store compacts. */
+    readonly compactionPending?: number;
   };
   databases(): string[];
 }
@@ -535,6 +541,7 @@ export function bindStoreMetrics(store: StoreMetricsSource, dataDir: string, m: 
     m.storeHotBytes.set(s.hotBytes ?? s.hotValues * BYTES_PER_HOT_VALUE);
     m.storeLastLsn.set(s.lastLsn);
     if (s.chunks !== undefined) m.storeChunks.set(s.chunks);
+    if (s.compactionPending !== undefined) m.storeCompactionPending.set(s.compactionPending);
     m.storeChunksWritten.setTotal(s.chunksWritten);
     m.storeDiskBytes.set({ file: "db" }, fileSize(join(dataDir, "tsdb.db")));
     m.storeDiskBytes.set({ file: "wal" }, fileSize(join(dataDir, "tsdb.db-wal")) + fileSize(join(dataDir, "tsdb.db-shm")));

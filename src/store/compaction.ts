@@ -75,6 +75,11 @@ export class Compactor {
     return this.pending.size > 0;
   }
 
+  /** Series and fields waiting to be compacted. */
+  pendingCount(): number {
+    return this.pending.size;
+  }
+
   /**
    * Compacts pending pairs until `budgetMs` has passed (at least one pair). Must run inside a
    * transaction; returns the pairs done, which the caller forgets only after its commit.

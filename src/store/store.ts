@@ -200,6 +200,8 @@ export interface StoreStats {
   readonly chunks: number;
   /** Chunks merged away by compaction since start. */
   readonly chunksCompacted: number;
+  /** Series and fields whose chunks wait for compaction (it runs while the writer is idle). */
+  readonly compactionPending: number;
 }
 
 /** Target of a DELETE or DROP SERIES: the series to clear and an optional inclusive time range. */
@@ -556,6 +558,7 @@ export class Store {
       chunksWritten: this.chunksWritten,
       chunks: this.chunkCount,
       chunksCompacted: this.compactor.rewritten,
+      compactionPending: this.compactor.pendingCount(),
     };
   }
 
