@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { decodeBools, encodeBools } from "./bool.ts";
+import { decodeClocks, encodeClocks } from "./clock.ts";
 import { decodeFloats, encodeFloats } from "./float.ts";
 import { FORMAT, MAX_VALUES, readColumnHeader, type ColumnKind } from "./format.ts";
 import { decodeInts, decodeUints, encodeInts, encodeUints } from "./int.ts";
@@ -70,6 +71,15 @@ const codecs: Codec[] = [
     samples: [
       ["plain", encodeStrings(["héllo", "wörld", "x", "😀"])],
       ["dictionary", encodeStrings(Array.from({ length: 100 }, (_, i) => ["on", "off", "\uD800"][i % 3]!))],
+    ],
+  },
+  {
+    kind: "clock",
+    decode: decodeClocks,
+    samples: [
+      ["empty", encodeClocks(new Float64Array(0))],
+      ["runs", encodeClocks(Float64Array.from({ length: 300 }, (_, i) => (1_795_322_432_582 + Math.floor(i / 5) * 97) * 1024))],
+      ["out-of-order", encodeClocks(Float64Array.from({ length: 50 }, (_, i) => (1_795_322_432_582 - (i % 7) * 300) * 1024 + (i % 3)))],
     ],
   },
 ];

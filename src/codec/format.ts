@@ -19,9 +19,10 @@ export const FORMAT = {
   BOOL_CONSTANT: 0x51,
   STRING_PLAIN: 0x60,
   STRING_DICT: 0x61,
+  CLOCK_RUNS: 0x70,
 } as const;
 
-export type ColumnKind = "time" | "float" | "integer" | "unsigned" | "boolean" | "string";
+export type ColumnKind = "time" | "float" | "integer" | "unsigned" | "boolean" | "string" | "clock";
 
 const KIND_BY_NIBBLE: Record<number, ColumnKind> = {
   1: "time",
@@ -30,6 +31,7 @@ const KIND_BY_NIBBLE: Record<number, ColumnKind> = {
   4: "unsigned",
   5: "boolean",
   6: "string",
+  7: "clock",
 };
 
 const ENCODING_NAME: Record<number, string> = {
@@ -44,6 +46,7 @@ const ENCODING_NAME: Record<number, string> = {
   [FORMAT.BOOL_CONSTANT]: "constant",
   [FORMAT.STRING_PLAIN]: "length-prefixed UTF-8",
   [FORMAT.STRING_DICT]: "dictionary",
+  [FORMAT.CLOCK_RUNS]: "runs of millisecond steps and counters",
 };
 
 /**

@@ -5,12 +5,14 @@
  */
 import {
   decodeBools,
+  decodeClocks,
   decodeFloats,
   decodeInts,
   decodeStrings,
   decodeTimes,
   decodeUints,
   encodeBools,
+  encodeClocks,
   encodeFloats,
   encodeInts,
   encodeStrings,
@@ -101,61 +103,70 @@ function decodeValues(buf: Uint8Array, type: FieldType): Values {
   }
 }
 
-/** Version columns: the clocks as they are, or a list of the distinct ones plus an index per value. */
+/**
+ * Version columns start with a byte saying how the clocks are stored:
+ *   0  every clock (a time column, delta-of-delta);
+ *   1  the distinct clocks once (a time column), then an index into them per value (an integer column);
+ *   2  runs of equal clocks (a clock column: milliseconds, counters and run lengths apart).
+ * Chunks written before the byte existed hold a bare time column, whose first byte is 0x10 or 0x11.
+ */
 const VERSIONS_PLAIN = 0;
 const VERSIONS_DICT = 1;
+const VERSIONS_RUNS = 2;
 
 /**
- * Encodes the version clocks of a chunk. One request (one frame, one clock) usually puts
- * several values into a series, so a chunk holds far fewer distinct clocks than values: the
- * distinct clocks once (delta-of-delta) and a small rising index per value are then cheaper
- * than a clock per value. Whichever is smaller is kept; the first byte says which.
+ * Encodes the version clocks of a chunk, in the smallest of the forms worth trying. One
+ * request (one clock) usually puts several values into a series, and a chunk from one writer
+ * has rising clocks, so runs are the usual winner: for rising clocks they are the dictionary
+ * form with the index as run lengths, and were smaller on every chunk of the ingest benchmark,
+ * so the dictionary is only tried for clocks out of order.
  */
 export function encodeVersions(hlcs: BigInt64Array, clocks: Float64Array = toNumbers(hlcs)): Uint8Array {
   const n = hlcs.length;
-  // Clocks are safe integers, so plain numbers stand in for them (no bigint per value). A
-  // buffer flushed in arrival order has rising clocks: one pass finds the distinct ones and
-  // each value's slot. Otherwise sort a copy natively and find each slot by bisection.
+  // Clocks are safe integers, so plain numbers stand in for them (no bigint per value).
   let rising = true;
-  for (let i = 1; i < n; i++) {
-    if (clocks[i]! < clocks[i - 1]!) {
-      rising = false;
-      break;
+  let safe = true;
+  let runs = n === 0 ? 0 : 1;
+  for (let i = 0; i < n; i++) {
+    const c = clocks[i]!;
+    // toNumbers reads a negative int64 as 2^63 or more.
+    if (c > Number.MAX_SAFE_INTEGER) safe = false;
+    if (i > 0 && c !== clocks[i - 1]) {
+      runs++;
+      if (c < clocks[i - 1]!) rising = false;
     }
   }
-  const distinctAll = rising ? new Float64Array(n) : clocks.slice().sort();
-  const index = new Float64Array(n);
+  // Never written by this code, but the time column stores any int64 exactly.
+  if (!safe) return tagged(VERSIONS_PLAIN, encodeTimes(hlcs));
+  let best = tagged(VERSIONS_RUNS, encodeClocks(clocks));
+  // About a clock per value: clocks at a regular step cost nothing per value as a time column.
+  if (runs * 2 > n) best = smaller(best, tagged(VERSIONS_PLAIN, encodeTimes(hlcs)));
+  // Out of order (a merge interleaving clocks): a clock recurring far apart is stored once in a dictionary.
+  if (!rising) best = smaller(best, encodeDictionary(clocks));
+  return best;
+}
+
+/** The distinct clocks once (sorted natively, no Set or Map) and each value's slot, found by bisection. */
+function encodeDictionary(clocks: Float64Array): Uint8Array {
+  const n = clocks.length;
+  const sorted = clocks.slice().sort();
   let u = 0;
-  if (rising) {
-    for (let i = 0; i < n; i++) {
-      if (i === 0 || clocks[i] !== clocks[i - 1]) distinctAll[u++] = clocks[i]!;
-      index[i] = u - 1;
+  for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[u - 1]) sorted[u++] = sorted[i]!;
+  const distinct = sorted.subarray(0, u);
+  const index = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = clocks[i]!;
+    let lo = 0;
+    let hi = u - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (distinct[mid]! < c) lo = mid + 1;
+      else hi = mid;
     }
-  } else {
-    for (let i = 0; i < n; i++) if (i === 0 || distinctAll[i] !== distinctAll[i - 1]) distinctAll[u++] = distinctAll[i]!;
-  }
-  if (u * 2 > n) return tagged(VERSIONS_PLAIN, encodeTimes(hlcs));
-  const distinct = distinctAll.subarray(0, u);
-  if (!rising) {
-    for (let i = 0; i < n; i++) {
-      const c = clocks[i]!;
-      let lo = 0;
-      let hi = u - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (distinct[mid]! < c) lo = mid + 1;
-        else hi = mid;
-      }
-      index[i] = lo;
-    }
+    index[i] = lo;
   }
   const dict = encodeTimes(fromNumbers(distinct));
   const idx = encodeInts(fromNumbers(index));
-  // With at most one clock per four values the dictionary always wins; nearer the middle, compare.
-  if (u * 4 > n) {
-    const plain = encodeTimes(hlcs);
-    if (4 + dict.length + idx.length >= plain.length) return tagged(VERSIONS_PLAIN, plain);
-  }
   const out = new Uint8Array(1 + 4 + dict.length + idx.length);
   out[0] = VERSIONS_DICT;
   new DataView(out.buffer).setUint32(1, dict.length, true);
@@ -164,7 +175,9 @@ export function encodeVersions(hlcs: BigInt64Array, clocks: Float64Array = toNum
   return out;
 }
 
+/** Decodes a version column in any of its forms, old ones included. */
 export function decodeVersions(buf: Uint8Array): BigInt64Array {
+  if (buf[0] === VERSIONS_RUNS) return fromNumbers(decodeClocks(buf.subarray(1)));
   if (buf[0] === VERSIONS_PLAIN) return decodeTimes(buf.subarray(1));
   // Chunks written before versions had a format byte hold a bare time column.
   if (buf[0] === FORMAT.TIME_RAW || buf[0] === FORMAT.TIME_DOD) return decodeTimes(buf);
@@ -179,6 +192,10 @@ export function decodeVersions(buf: Uint8Array): BigInt64Array {
     out[i] = h;
   }
   return fromNumbers(out);
+}
+
+function smaller(a: Uint8Array, b: Uint8Array): Uint8Array {
+  return b.length < a.length ? b : a;
 }
 
 function tagged(tag: number, body: Uint8Array): Uint8Array {
