@@ -292,6 +292,10 @@ describe("schema changes across the pair", () => {
     async () => {
       const pair = await startPair();
       try {
+        // Paired and streaming first, so each box later gets the other's write as a frame
+        // (a box that first meets its twin is seeded from storage instead).
+        expect((await write(pair.a.node.url, "other v=1 1")).status).toBe(204);
+        await converged(pair);
         pair.a.proxy.cut();
         pair.b.proxy.cut();
         expect((await write(pair.a.node.url, "m,h=1 f=1i 10\nm,h=1 f=2i 20")).status).toBe(204);
@@ -299,11 +303,18 @@ describe("schema changes across the pair", () => {
         expect((await write(pair.b.node.url, "m,h=1 f=1.5 10\nm,h=2 f=3.5 30")).status).toBe(204);
         pair.a.proxy.heal();
         pair.b.proxy.heal();
-        expect(await converged(pair)).toBe("m,h=1 f=1i 10\nm,h=1 f=2i 20\n");
-        const [sa, sb] = await Promise.all([peerStatus(pair.a.node.url), peerStatus(pair.b.node.url)]);
-        expect(sb.conflicts.types_settled).toBe(1);
-        expect(sa.conflicts.types_settled).toBe(0);
+        expect(await converged(pair)).toBe("m,h=1 f=1i 10\nm,h=1 f=2i 20\nother v=1 1\n");
+        // The exports agree as soon as b has settled; a refuses b's two float points when b's
+        // frame reaches it, which may be a moment later.
+        const deadline = Date.now() + 10_000;
+        let sa = await peerStatus(pair.a.node.url);
+        while (sa.conflicts.type < 2 && Date.now() < deadline) {
+          await Bun.sleep(50);
+          sa = await peerStatus(pair.a.node.url);
+        }
         expect(sa.conflicts.type).toBe(2);
+        expect(sa.conflicts.types_settled).toBe(0);
+        expect((await peerStatus(pair.b.node.url)).conflicts.types_settled).toBe(1);
         // The settled type holds for new writes on both boxes.
         for (const m of [pair.a, pair.b]) {
           const res = await write(m.node.url, "m,h=1 f=9.5 90");

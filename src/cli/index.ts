@@ -147,17 +147,24 @@ const serve = defineCommand({
   async run({ args }) {
     const { config } = resolveAll(args);
     const log = (config.logFormat === "json" ? jsonLogger : logfmtLogger)((text) => process.stderr.write(text));
+    // Handlers first: a SIGTERM that comes as soon as "listening" is logged (a supervisor, a
+    // test) must still stop the node gracefully, not kill it.
+    let received: string | null = null;
+    let onSignal = (signal: string): void => {
+      received ??= signal;
+    };
+    process.once("SIGTERM", () => onSignal("SIGTERM"));
+    process.once("SIGINT", () => onSignal("SIGINT"));
     const node = await startNode(config, currentRuntime(), log);
     await new Promise<void>((resolve) => {
-      const onSignal = (signal: string) => {
+      onSignal = (signal) => {
         log.info("shutting down", { signal });
         node.stop().then(resolve, (e) => {
           log.error("shutdown failed", { error: String(e) });
           resolve();
         });
       };
-      process.once("SIGTERM", () => onSignal("SIGTERM"));
-      process.once("SIGINT", () => onSignal("SIGINT"));
+      if (received !== null) onSignal(received);
     });
   },
 });

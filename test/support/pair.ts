@@ -38,7 +38,18 @@ export async function startPair(opts: { argsA?: string[]; argsB?: string[]; secr
   const start = async (m: PairMember, more: Partial<StartOptions> = {}) => {
     m.node = await startNode({ dataDir: m.dataDir, nodeId: m.id, args: m.args, ...more });
   };
-  await Promise.all([start(a), start(b)]);
+  // One node failing to start must not leave the other, and both proxies, running into the
+  // next tests.
+  const started = await Promise.allSettled([start(a), start(b)]);
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed !== undefined) {
+    for (const m of [a, b]) {
+      if (m.node !== undefined) await m.node.kill();
+      await m.proxy.close();
+      removeDir(m.dataDir);
+    }
+    throw (failed as PromiseRejectedResult).reason;
+  }
   return {
     a,
     b,

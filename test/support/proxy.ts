@@ -2,6 +2,7 @@
  * A TCP proxy on loopback between the twins, so tests can cut the link, heal it, and corrupt
  * bytes in flight, with real sockets on both sides.
  */
+import { readFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 
 export class Proxy {
@@ -68,11 +69,37 @@ export class Proxy {
   }
 }
 
-/** A port that was free a moment ago (the OS may hand it out again, rarely). */
+/**
+ * A free port for a server the test starts itself, chosen below the kernel's ephemeral range.
+ * A port handed out by `listen(0)` and released can be taken again at once as the local port
+ * of some outgoing connection (one test run lost a node that way: "port in use", and its twin
+ * then dialled the stray connection); ports outside the range are never handed out on their
+ * own, so only another explicit bind can take one, and that is checked here.
+ */
 export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
+  const [low] = ephemeralRange();
+  const top = Math.min(low, 32768);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 10000 + Math.floor(Math.random() * (top - 10000));
+    if (await canBind(port)) return port;
+  }
+  throw new Error("no free port below the ephemeral range after 200 tries");
+}
+
+function ephemeralRange(): [number, number] {
+  try {
+    const [a, b] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (Number.isInteger(a) && Number.isInteger(b) && a! > 10000) return [a!, b!];
+  } catch {
+    // not Linux: the common default
+  }
+  return [32768, 60999];
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
 }
