@@ -75,7 +75,7 @@ export class HotBuffer {
       this.lastTime = time;
       this.origin = origin;
     } else {
-      // The frames of one commit group may be applied out of sequence order (see Store.commitGroup).
+      // Frames are applied in sequence order; the minimum keeps firstSeq right whatever the order.
       if (seq < this.firstSeq) this.firstSeq = seq;
       if (origin !== this.origin && this.origins === null) this.splitOrigins(n);
       if (time > this.lastTime) this.lastTime = time;

@@ -791,6 +791,8 @@ export class Store {
           this.stmts.release.run();
           this.catalog.rollbackTo(mark);
           this.lastLsn = lsn;
+          // What it deleted (a retyped field's chunks) is back.
+          this.recountChunks();
           p.reject(e);
         }
       }
