@@ -34,7 +34,7 @@ import { parseArgs } from "node:util";
 
 const ROOT = import.meta.dir;
 /** Worker entry points, bundled into the executable beside the main one. */
-const WORKERS = ["src/ingest/parse-worker.ts"];
+const WORKERS = ["src/ingest/worker.ts"];
 
 class BuildError extends Error {}
 
@@ -246,7 +246,7 @@ async function main(): Promise<void> {
   const patched = new Set<string>();
   const t0 = performance.now();
   const result = await Bun.build({
-    // Workers are bundled as entry points of their own (src/ingest/parse-pool.ts starts them by
+    // Workers are bundled as entry points of their own (src/ingest/workers.ts starts them by
     // their source path, which the executable maps to the bundled copy).
     entrypoints: [entry, ...WORKERS.map((w) => path.resolve(ROOT, w))],
     target: "bun",

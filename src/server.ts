@@ -1,7 +1,7 @@
 /** A running node: the store, the HTTP API on top of it, and an orderly stop. */
 import type { ServeConfig } from "./config.ts";
 import { authorize, createApp } from "./http/app.ts";
-import { ParsePool } from "./ingest/parse-pool.ts";
+import { WorkerPool } from "./ingest/workers.ts";
 import type { Logger } from "./log.ts";
 import { readCaFile, readTlsKeyPair, type Runtime } from "./runtime/index.ts";
 import { registerPeerAdminRoutes } from "./peer/admin.ts";
@@ -42,7 +42,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
   });
   const startedAt = Date.now();
   store.startRetention();
-  const parsePool = new ParsePool(parseThreads(), log);
+  const workers = new WorkerPool(workerThreads(), log);
   const app = createApp({
     store,
     version: VERSION,
@@ -55,7 +55,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     startedAt,
     maxSelectPoints: config.maxSelectPoints,
     maxSelectSeries: config.maxSelectSeries,
-    parsePool,
+    workers,
   });
   const closing = new AbortController();
   let link: PeerLink | null = null;
@@ -66,10 +66,18 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
       secret: config.peerSecret,
       log,
       fetch: createPeerFetch({ ca: peerCa, runtime }),
-      parse: (lines, precision, defaultTime) => parsePool.parse(lines, precision, defaultTime),
+      parse: (lines, precision, defaultTime) => workers.parse(lines, precision, defaultTime),
+      inflate: (bytes) => workers.inflate(bytes),
     });
     link = pairLink;
-    registerPeerRoutes(app, { store, secret: config.peerSecret, log, closing: closing.signal, pullRanges: (r) => pairLink.pullRanges(r) });
+    registerPeerRoutes(app, {
+      store,
+      secret: config.peerSecret,
+      log,
+      closing: closing.signal,
+      pullRanges: (r) => pairLink.pullRanges(r),
+      compress: (bytes) => workers.deflate(bytes),
+    });
     registerPeerAdminRoutes(app, link, (req) => authorize(req, config.authToken));
   }
   let server;
@@ -82,7 +90,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
       tls,
     });
   } catch (e) {
-    parsePool.close();
+    workers.close();
     await store.close();
     throw e;
   }
@@ -116,7 +124,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
         for (const u of unbind) u();
         closing.abort();
         await server.stop();
-        parsePool.close();
+        workers.close();
         await store.close();
         log.info("stopped", { node_id: config.nodeId });
       })();
@@ -125,7 +133,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
   };
 }
 
-/** Parse threads: the cores left once the writer has one, at least one, at most four. */
-function parseThreads(): number {
+/** Worker threads: the cores left once the writer has one, at least one, at most four. */
+function workerThreads(): number {
   return Math.max(1, Math.min(4, availableParallelism() - 1));
 }

@@ -47,7 +47,7 @@ async function roundTrip(start: StartOptions): Promise<void> {
   expect(await exportDb(node.url, "big")).toBe(BIG_EXPECTED);
   expect(await node.stop()).toBe(0);
   // The worker loaded and did the parse (a worker that cannot load is logged, then bypassed).
-  expect(node.stderr()).not.toContain("parse worker");
+  expect(node.stderr()).not.toContain("worker thread");
   const again = await startNode({ ...start, dataDir });
   expect(await exportDb(again.url)).toBe(EXPECTED);
   expect(await exportDb(again.url, "big")).toBe(BIG_EXPECTED);

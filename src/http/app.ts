@@ -5,7 +5,7 @@
  */
 import { Hono, type Context } from "hono";
 import { TsdbError, isTsdbError, type ErrorCode } from "../errors.ts";
-import { parseBody, type ParsePool } from "../ingest/parse-pool.ts";
+import { parseBody, type WorkerPool } from "../ingest/workers.ts";
 import type { LineError, Precision } from "../lineprotocol/types.ts";
 import type { Logger } from "../log.ts";
 import type { Store, TypeConflict, WriteOutcome } from "../store/store.ts";
@@ -31,7 +31,7 @@ export interface AppOptions {
   /** When the node started (ms), for /health. */
   readonly startedAt?: number;
   /** Parses large bodies on other threads; without it every body is parsed in place. */
-  readonly parsePool?: ParsePool;
+  readonly workers?: WorkerPool;
   /** Query limits (see --max-select-points / --max-select-series). */
   readonly maxSelectPoints?: number;
   readonly maxSelectSeries?: number;
@@ -151,7 +151,7 @@ export function createApp(opts: AppOptions): Hono {
     const raw = await readBody(c.req.raw, opts.maxBodyBytes);
     const bytes = raw.length;
     const defaultTime = nowNs();
-    const { batch, errors } = await (opts.parsePool?.parse(raw, target.precision, defaultTime) ?? parseBody(raw, target.precision, defaultTime));
+    const { batch, errors } = await (opts.workers?.parse(raw, target.precision, defaultTime) ?? parseBody(raw, target.precision, defaultTime));
     let outcome: WriteOutcome = { accepted: 0, conflicts: [], lsn: null };
     if (batch.length > 0) {
       // With every line good, the body itself is the frame's text (no re-join, no re-encode).

@@ -55,6 +55,8 @@ export interface PeerLinkOptions {
    * what parsing costs too. Without it the store parses them itself.
    */
   readonly parse?: (lines: Uint8Array | string, precision: Precision, defaultTime: bigint) => Promise<ParseResult>;
+  /** Inflates a compressed frame, on another thread where there is one; in place without it. */
+  readonly inflate?: (bytes: Uint8Array) => Promise<Uint8Array>;
 }
 
 export interface AddressStatus {
@@ -352,7 +354,8 @@ export class PeerLink {
    * bad ones.
    */
   private async prepareFrames(batch: readonly WireFrame[]): Promise<PreparedFrames> {
-    const frames = await Promise.all(batch.map((f) => (f.compressed ? inflateFrame(f.bytes) : f.bytes)));
+    const inflate = this.opts.inflate ?? ((bytes: Uint8Array) => Promise.resolve(inflateFrame(bytes)));
+    const frames = await Promise.all(batch.map((f) => (f.compressed ? inflate(f.bytes) : f.bytes)));
     const parse = this.opts.parse;
     if (parse === undefined) return { frames };
     const parsed = await Promise.all(

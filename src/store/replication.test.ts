@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { DEFAULT_ENGINE } from "../config.ts";
 import { isTsdbError } from "../errors.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
-import { ParsePool } from "../ingest/parse-pool.ts";
+import { WorkerPool } from "../ingest/workers.ts";
 import { silentLogger } from "../log.ts";
 import { decodeFrame, encodeFrame } from "../wal/frame.ts";
 import { Store } from "./store.ts";
@@ -66,7 +66,7 @@ describe("applying a twin's frames", () => {
     await write(a, "m,host=h0 v=0.5 3");
     const frames = a.ownFramesAfter(0, Number.MAX_SAFE_INTEGER).map((f) => f.bytes);
     for (const to of [b, c]) await to.applyBackfill({ nodeId: "a", incarnation: a.incarnation }, [], { lsn: 0, hlc: 0 });
-    const pool = new ParsePool(1, silentLogger);
+    const pool = new WorkerPool(1, silentLogger);
     try {
       const parsed = await Promise.all(
         frames.map((bytes) => {

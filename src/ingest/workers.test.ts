@@ -2,7 +2,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { isTsdbError } from "../errors.ts";
 import { toPoints } from "../lineprotocol/parse.ts";
 import { silentLogger } from "../log.ts";
-import { OFFLOAD_BYTES, ParsePool, parseBody } from "./parse-pool.ts";
+import { compressFrame, inflateFrame } from "../peer/wire.ts";
+import { OFFLOAD_BYTES, WorkerPool, parseBody } from "./workers.ts";
 
 const NOW = 1_700_000_000_000_000_000n;
 const encoder = new TextEncoder();
@@ -18,14 +19,14 @@ function bigBody(lines: number, tag: string): Uint8Array {
   return body;
 }
 
-const pools: ParsePool[] = [];
+const pools: WorkerPool[] = [];
 afterEach(() => {
   for (const p of pools.splice(0)) p.close();
 });
 
-describe("parse pool", () => {
+describe("worker pool", () => {
   test("a worker parses large bodies exactly as the main thread does, each answer to its own request", async () => {
-    const pool = new ParsePool(2, silentLogger);
+    const pool = new WorkerPool(2, silentLogger);
     pools.push(pool);
     const bodies = Array.from({ length: 6 }, (_, i) => bigBody(3000 + i * 100, `h${i}-`));
     const results = await Promise.all(bodies.map((b) => pool.parse(b, "ns", NOW)));
@@ -39,7 +40,7 @@ describe("parse pool", () => {
   });
 
   test("a body that is not UTF-8 is refused with the same message on a worker", async () => {
-    const pool = new ParsePool(1, silentLogger);
+    const pool = new WorkerPool(1, silentLogger);
     pools.push(pool);
     const body = bigBody(4000, "u");
     body[100] = 0xff;
@@ -61,11 +62,34 @@ describe("parse pool", () => {
   });
 
   test("after close, bodies are parsed in place", async () => {
-    const pool = new ParsePool(1, silentLogger);
+    const pool = new WorkerPool(1, silentLogger);
     pool.close();
     const r = await pool.parse(bigBody(4000, "c"), "ms", NOW);
     expect(r.batch.length).toBe(4001);
     expect(r.batch.time[1]).toBe(1_000_000n);
     expect(pool.offloaded).toBe(0);
+  });
+
+  test("deflates and inflates frames on a worker, byte for byte as in place", async () => {
+    const pool = new WorkerPool(1, silentLogger);
+    pools.push(pool);
+    const frame = bigBody(5000, "z");
+    const z = await pool.deflate(frame);
+    expect(z).toEqual(compressFrame(frame));
+    expect(await pool.inflate(z)).toEqual(frame);
+    expect(pool.offloaded).toBe(2);
+  });
+
+  test("a frame that does not inflate is refused with the same error as in place", async () => {
+    const pool = new WorkerPool(1, silentLogger);
+    pools.push(pool);
+    const junk = new Uint8Array(OFFLOAD_BYTES).fill(0xff);
+    const err = await pool.inflate(junk).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isTsdbError(err, "corrupt_frame")).toBe(true);
+    expect((err as Error).message).toContain("does not inflate");
+    expect(() => inflateFrame(junk)).toThrow((err as Error).message);
   });
 });
