@@ -67,7 +67,6 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
       log,
       fetch: createPeerFetch({ ca: peerCa, runtime }),
       parse: (lines, precision, defaultTime) => workers.parse(lines, precision, defaultTime),
-      inflate: (bytes) => workers.inflate(bytes),
     });
     link = pairLink;
     registerPeerRoutes(app, {

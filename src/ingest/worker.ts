@@ -1,6 +1,6 @@
 /**
- * A worker thread (see workers.ts): decodes and parses request bodies, and deflates and
- * inflates the twins' frames, off the main thread. Messages in: WorkerJob; out: WorkerReply
+ * A worker thread (see workers.ts): decodes and parses request bodies and the twin's frames,
+ * and deflates the frames sent to the twin, off the main thread. Messages in: WorkerJob; out: WorkerReply
  * (a parse comes back packed, see lineprotocol/packed.ts; bytes are moved, not copied).
  * Holds no state between jobs.
  */
@@ -8,7 +8,7 @@ import { isTsdbError } from "../errors.ts";
 import { decodeBody } from "../http/body.ts";
 import { packBatch } from "../lineprotocol/packed.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
-import { compressFrame, inflateFrame } from "../peer/wire.ts";
+import { compressFrame } from "../peer/wire.ts";
 import type { WorkerJob, WorkerReply } from "./workers.ts";
 
 const scope = globalThis as unknown as {
@@ -26,7 +26,7 @@ scope.onmessage = (e) => {
       return;
     }
     // A fresh copy, so its buffer can be moved whole (zlib may hand back a view of a larger one).
-    const bytes = (job.kind === "deflate" ? compressFrame(job.bytes) : inflateFrame(job.bytes)).slice();
+    const bytes = compressFrame(job.bytes).slice();
     scope.postMessage({ id: job.id, bytes }, [bytes.buffer as ArrayBuffer]);
   } catch (err) {
     scope.postMessage({

@@ -70,26 +70,13 @@ describe("worker pool", () => {
     expect(pool.offloaded).toBe(0);
   });
 
-  test("deflates and inflates frames on a worker, byte for byte as in place", async () => {
+  test("deflates frames on a worker, byte for byte as in place", async () => {
     const pool = new WorkerPool(1, silentLogger);
     pools.push(pool);
     const frame = bigBody(5000, "z");
     const z = await pool.deflate(frame);
     expect(z).toEqual(compressFrame(frame));
-    expect(await pool.inflate(z)).toEqual(frame);
-    expect(pool.offloaded).toBe(2);
-  });
-
-  test("a frame that does not inflate is refused with the same error as in place", async () => {
-    const pool = new WorkerPool(1, silentLogger);
-    pools.push(pool);
-    const junk = new Uint8Array(OFFLOAD_BYTES).fill(0xff);
-    const err = await pool.inflate(junk).then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(isTsdbError(err, "corrupt_frame")).toBe(true);
-    expect((err as Error).message).toContain("does not inflate");
-    expect(() => inflateFrame(junk)).toThrow((err as Error).message);
+    expect(inflateFrame(z)).toEqual(frame);
+    expect(pool.offloaded).toBe(1);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Worker threads for the byte-heavy work around the single writer: decoding and parsing
- * request bodies, and deflating and inflating the frames the twins exchange. Parsing line
+ * request bodies and the twin's frames, and deflating the frames sent to the twin. Parsing line
  * protocol costs about as much as storing the points, and compressing a frame for the twin
  * as much again; the store has one writer on the main thread, so with this work on other
  * cores the writer is free for commits and hot buffers. Large inputs (what Telegraf and
@@ -17,7 +17,7 @@ import { type PackedBatch, unpackBatch } from "../lineprotocol/packed.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
 import type { ParseResult, Precision } from "../lineprotocol/types.ts";
 import type { Logger } from "../log.ts";
-import { compressFrame, inflateFrame } from "../peer/wire.ts";
+import { compressFrame } from "../peer/wire.ts";
 
 /** Inputs at least this large are handled on a worker. */
 export const OFFLOAD_BYTES = 64 * 1024;
@@ -31,7 +31,7 @@ export type WorkerJob =
       readonly precision: Precision;
       readonly defaultTime: bigint;
     }
-  | { readonly id: number; readonly kind: "deflate" | "inflate"; readonly bytes: Uint8Array };
+  | { readonly id: number; readonly kind: "deflate"; readonly bytes: Uint8Array };
 
 export type WorkerReply =
   | { readonly id: number; readonly packed: PackedBatch; readonly bytes?: undefined; readonly error?: undefined }
@@ -102,12 +102,6 @@ export class WorkerPool {
   /** Compresses a frame for the twin (see peer/wire.ts compressFrame). */
   deflate(bytes: Uint8Array): Promise<Uint8Array> {
     return this.run(bytes.length, (id) => ({ id, kind: "deflate", bytes }), () => compressFrame(bytes), (r) => r.bytes!);
-  }
-
-  /** Inflates a frame from the twin (see peer/wire.ts inflateFrame). */
-  inflate(bytes: Uint8Array): Promise<Uint8Array> {
-    // The work is in what comes out: line protocol deflates about tenfold, count it so.
-    return this.run(bytes.length * 8, (id) => ({ id, kind: "inflate", bytes }), () => inflateFrame(bytes), (r) => r.bytes!);
   }
 
   /** Stops the workers; jobs still running fail as the server is shutting down. */
