@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { decodeFloats, encodeFloats } from "./float.ts";
+import { decodeFloats, encodeFloats, encodeSplitForTest } from "./float.ts";
 import { FORMAT, readColumnHeader } from "./format.ts";
 import { bytesOf, decimalWalk, mulberry32 } from "./testkit.ts";
 
@@ -21,23 +21,26 @@ function fromBits(pairs: Array<[number, number]>): Float64Array {
 }
 
 const MIN_SUBNORMAL = 5e-324;
+/** Not the decimal form: the values have no exact decimal (either bit-level form may be smaller). */
+const NOT_DECIMAL = -1;
+
 const cases: Array<[string, number[], number?]> = [
   ["an empty column", []],
   ["a single value", [12.34]],
   ["a single -0", [-0]],
   ["zeros of both signs", [0, -0, 0, -0]],
-  ["decimals with a -0 among them", [1.5, -0, 2.25], FORMAT.FLOAT_GORILLA],
+  ["decimals with a -0 among them", [1.5, -0, 2.25], NOT_DECIMAL],
   ["NaN and infinities", [NaN, Infinity, -Infinity, NaN, 1]],
-  ["decimals with a NaN among them", [1.5, NaN, 2.25], FORMAT.FLOAT_GORILLA],
-  ["decimals with an infinity among them", [1.5, Infinity, 2.25], FORMAT.FLOAT_GORILLA],
+  ["decimals with a NaN among them", [1.5, NaN, 2.25], NOT_DECIMAL],
+  ["decimals with an infinity among them", [1.5, Infinity, 2.25], NOT_DECIMAL],
   ["subnormals", [MIN_SUBNORMAL, -MIN_SUBNORMAL, 2.2250738585072e-308, 0]],
-  ["subnormals next to decimals", [0.5, MIN_SUBNORMAL, 0.25], FORMAT.FLOAT_GORILLA],
+  ["subnormals next to decimals", [0.5, MIN_SUBNORMAL, 0.25], NOT_DECIMAL],
   ["the largest and smallest doubles", [Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE]],
   ["a constant", [21.5, 21.5, 21.5, 21.5]],
   ["2-decimal readings", [12.34, 12.35, 12.3, 12.41, 11.99], FORMAT.FLOAT_DECIMAL],
   ["integers stored as floats", [1, 2, 3, 1000, -5], FORMAT.FLOAT_DECIMAL],
   ["safe-integer extremes", [Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 0]],
-  ["beyond safe integers", [2 ** 53, 2 ** 60, -(2 ** 70)], FORMAT.FLOAT_GORILLA],
+  ["beyond safe integers", [2 ** 53, 2 ** 60, -(2 ** 70)], NOT_DECIMAL],
   ["values with 15 decimals", [0.123456789012345, 0.5]],
   ["values needing more than 15 decimals", [0.1 + 0.2, 0.3]],
   ["values that are not exact at their printed scale", [0.57, 1.005, 8.675, 1.1]],
@@ -48,7 +51,8 @@ describe("encodeFloats/decodeFloats", () => {
   for (const [name, values, format] of cases) {
     test(`round-trips ${name}`, () => {
       const buf = roundTrip(Float64Array.from(values));
-      if (format !== undefined) expect(readColumnHeader(buf).format).toBe(format);
+      if (format === NOT_DECIMAL) expect<number[]>([FORMAT.FLOAT_GORILLA, FORMAT.FLOAT_SPLIT]).toContain(readColumnHeader(buf).format);
+      else if (format !== undefined) expect(readColumnHeader(buf).format).toBe(format);
     });
   }
 
@@ -142,6 +146,42 @@ describe("encodeFloats/decodeFloats", () => {
     const buf = roundTrip(values);
     expect(readColumnHeader(buf).format).toBe(FORMAT.FLOAT_RAW);
     expect(buf.length).toBeLessThanOrEqual(8 * 1000 + 3);
+  });
+
+  test("stores doubles with 53 random bits in [0, 100) split, at about 7 bytes per value", () => {
+    const rand = mulberry32(8);
+    // The bench's --random-floats values: 53 random bits scaled to [0, 100).
+    const values = Float64Array.from({ length: 1000 }, () => ((Math.floor(rand() * 2 ** 21) * 2 ** 32 + Math.floor(rand() * 2 ** 32)) / 2 ** 53) * 100);
+    const buf = roundTrip(values);
+    expect(readColumnHeader(buf).format).toBe(FORMAT.FLOAT_SPLIT);
+    expect(buf.length / values.length).toBeLessThan(7.1);
+  });
+
+  test("the split form keeps only the mantissa bits in use: float32 readings cost about 3.4 bytes a value", () => {
+    const rand = mulberry32(9);
+    const values = Float64Array.from({ length: 1000 }, () => Math.fround(rand() * 1000));
+    const split = encodeSplitForTest(values);
+    expect(bytesOf(decodeFloats(split))).toEqual(bytesOf(values));
+    expect(split.length / values.length).toBeLessThan(3.5);
+    // Whatever form encodeFloats picks is no bigger.
+    expect(roundTrip(values).length).toBeLessThanOrEqual(split.length);
+  });
+
+  test("round-trips any doubles in the split form, however few mantissa bits they use", () => {
+    const double = fc.oneof(
+      fc.double(),
+      fc.float().map((x) => x),
+      fc.integer({ min: -1e6, max: 1e6 }).map((x) => x * 2 ** -10),
+      fc.constantFrom(NaN, -0, Infinity, -Infinity, MIN_SUBNORMAL, Number.MAX_VALUE),
+    );
+    fc.assert(
+      fc.property(fc.array(double, { maxLength: 200 }), (list) => {
+        const values = Float64Array.from(list);
+        const buf = encodeSplitForTest(values);
+        expect(bytesOf(decodeFloats(buf))).toEqual(bytesOf(values));
+      }),
+      { numRuns: 500 },
+    );
   });
 
   test("stores a constant in about a bit per value", () => {
