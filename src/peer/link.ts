@@ -361,7 +361,8 @@ export class PeerLink {
       frames.map(async (bytes) => {
         let frame: Frame;
         try {
-          frame = decodeFrame(bytes);
+          // The lines stay bytes: the worker decodes (and checks) them as it parses.
+          frame = decodeFrame(bytes, { rawLines: true });
         } catch {
           return undefined;
         }

@@ -1077,7 +1077,8 @@ export class Store {
       const retyped: FieldEntry[] = [];
       for (let k = 0; k < frames.length; k++) {
         const bytes = frames[k]!;
-        const frame = decodeFrame(bytes);
+        // Lines parsed ahead were decoded and checked as UTF-8 by that parse.
+        const frame = decodeFrame(bytes, { rawLines: parsed?.[k] !== undefined });
         if (frame.origin !== twin.nodeId) {
           throw new TsdbError("corrupt_frame", `refusing ${describeFrame(frame)}: the twin is ${twin.nodeId}, and frames are only shipped by their origin`);
         }

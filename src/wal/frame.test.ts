@@ -21,6 +21,17 @@ describe("frames", () => {
     expect(decodeFrame(encodeFrame(frame))).toEqual(frame);
   });
 
+  test("with rawLines, hands a write's lines back as the bytes they were, still checksummed", () => {
+    const bytes = encodeFrame(frame);
+    const raw = decodeFrame(bytes, { rawLines: true });
+    expect(raw.op.kind).toBe("write");
+    const lines = (raw.op as { lines: unknown }).lines;
+    expect(lines).toBeInstanceOf(Uint8Array);
+    expect(new TextDecoder().decode(lines as Uint8Array)).toBe('m,t=ü v=1 2\nm v="x"');
+    expect({ ...raw, op: { ...raw.op, lines: "" } }).toEqual({ ...frame, op: { ...frame.op, lines: "" } });
+    expect(() => decodeFrame(corrupted(bytes, bytes.length - 3), { rawLines: true })).toThrow(/checksum mismatch/);
+  });
+
   const bytes = encodeFrame(frame);
   const cases: Array<[string, Uint8Array, RegExp]> = [
     ["a flipped bit in the lines", corrupted(bytes, bytes.length - 3), /checksum mismatch/],

@@ -118,8 +118,12 @@ function seal(out: Uint8Array, view: DataView): Uint8Array {
   return out;
 }
 
-/** Decodes and verifies a frame; throws TsdbError("corrupt_frame") saying what is wrong. */
-export function decodeFrame(bytes: Uint8Array): Frame {
+/**
+ * Decodes and verifies a frame; throws TsdbError("corrupt_frame") saying what is wrong.
+ * With `rawLines`, a write's lines stay bytes (a view of `bytes`), not checked as UTF-8: for
+ * a caller that hands them to a parser which decodes and checks them itself.
+ */
+export function decodeFrame(bytes: Uint8Array, opts: { rawLines?: boolean } = {}): Frame {
   const fail = (why: string): never => {
     throw new TsdbError("corrupt_frame", `cannot decode frame of ${bytes.length} bytes: ${why}`);
   };
@@ -145,7 +149,7 @@ export function decodeFrame(bytes: Uint8Array): Frame {
   const rp = r.str16();
   const precision = PRECISIONS[r.u8()] ?? fail("unknown precision");
   const defaultTime = r.i64();
-  const lines = r.str32();
+  const lines = opts.rawLines === true ? r.bytes32() : r.str32();
   if (!r.atEnd()) fail("trailing bytes");
   return { origin, lsn, hlc, op: { kind: "write", db, rp, precision, defaultTime, lines } };
 }
@@ -229,6 +233,11 @@ class Reader {
   str32(): string {
     const n = this.view.getUint32(this.need(4), true);
     return this.text(n);
+  }
+  bytes32(): Uint8Array {
+    const n = this.view.getUint32(this.need(4), true);
+    const at = this.need(n);
+    return this.bytes.subarray(at, at + n);
   }
   private text(n: number): string {
     const at = this.need(n);
