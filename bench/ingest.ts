@@ -1,8 +1,8 @@
 /**
- * Ingest benchmark: tsdb-pair against InfluxDB 1.x over HTTP line protocol.
+ * Ingest benchmark: tsdb-pair against InfluxDB 1.x and VictoriaMetrics over HTTP line protocol.
  *
  *   bun bench/ingest.ts [--lines N] [--hosts N | --series N] [--connections N] [--batch N]
- *                       [--only tsdb-pair|influxdb] [--random-floats] [--keep]
+ *                       [--only tsdb-pair|influxdb|victoria-metrics] [--random-floats] [--keep]
  *                       [--deadline-min N] [--skip-calibration]
  *   npm run -s bench -- …   (same; -s keeps npm's "> bun bench/ingest.ts" banner off stdout)
  *
@@ -13,11 +13,17 @@
  * pre-generated workload (bench/workload.ts) from N concurrent keep-alive workers, then
  * reports lines/s, field values/s, bytes on disk per field value after the data is flushed,
  * and the server process's peak RSS. Systems run one after the other, never together.
- * InfluxDB is measured only if `influxd` is on PATH; the bench never installs anything.
- * tsdb-pair's bytes are measured after a graceful SIGTERM shutdown; InfluxDB's after its
- * cache snapshot and full compaction (its settled layout; the after-snapshot figure is
- * reported too). Before each load the bench waits (bounded) for other processes to leave
- * the cores idle, and flags a measurement as contended if they did not.
+ * InfluxDB is measured only if `influxd` is on PATH, VictoriaMetrics only if
+ * `victoria-metrics` is (Debian packages influxdb and victoria-metrics); the bench never
+ * installs anything and notes a missing system as skipped. tsdb-pair's bytes are measured
+ * after a graceful SIGTERM shutdown; InfluxDB's after its cache snapshot and full compaction
+ * (its settled layout; the after-snapshot figure is reported too); VictoriaMetrics's after
+ * /internal/force_flush and /internal/force_merge (the after-flush figure is reported too).
+ * Each system's point counts are checked after the flush (InfluxQL count() for tsdb-pair and
+ * InfluxDB, count_over_time per metric for VictoriaMetrics, which stores each field as a
+ * metric named <measurement>_<field>). Ratios are tsdb-pair over each other system. Before
+ * each load the bench waits (bounded) for other processes to leave the cores idle, and flags
+ * a measurement as contended if they did not.
  */
 
 import { spawnSync } from "node:child_process";
@@ -28,6 +34,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -45,13 +52,15 @@ import {
   readCpuSeconds,
   readMachineBusySeconds,
   setProgressLabel,
+  scrapeMetrics,
   sleep,
   spawnServer,
   waitReady,
   within,
+  type Scrape,
   type Server,
 } from "./harness.ts";
-import { DEFAULT_BATCH, DEFAULT_HOSTS, DEFAULT_LINES, makeWorkload, type Workload } from "./workload.ts";
+import { CPU_FIELDS, DEFAULT_BATCH, DEFAULT_HOSTS, DEFAULT_LINES, SYSTEM_FIELD_COUNT, makeWorkload, type Workload } from "./workload.ts";
 
 // ---------------------------------------------------------------------------------------
 // Configuration
@@ -76,12 +85,32 @@ const INFLUX_FULL_COLD = "15s";
 /** InfluxDB counts as flushed once its WAL is below this and sizes are stable. */
 const INFLUX_WAL_FLUSHED_BYTES = 64 * 1024;
 const INFLUX_STABLE_MS = 3_000;
+const VM_BINARY = "victoria-metrics";
+/** How long to wait for VictoriaMetrics to flush, merge and force-merge after the load. */
+const VM_FLUSH_MAX_MS = 180_000;
+/**
+ * VictoriaMetrics counts as settled once every row it accepted is in a part on disk, no merge
+ * runs, no row is pending and sizes are stable this long.
+ */
+const VM_STABLE_MS = 3_000;
+/** Forced merges to ask for until each partition is one part (one that starts during a background merge skips its parts). */
+const VM_FORCE_MERGE_ATTEMPTS = 3;
+/**
+ * The workload's timestamps start on 2024-01-01; with the default retention (1 month)
+ * VictoriaMetrics would accept the writes with 204 and silently drop every row.
+ */
+const VM_RETENTION = "100y";
+/** VictoriaMetrics's default -search.maxUniqueTimeseries; raised to --hosts when larger so validation can count. */
+const VM_DEFAULT_MAX_UNIQUE_SERIES = 300_000;
+/** Fields of the workload's `system` lines (bench/workload.ts): 3 integers, then 1 string. */
+const SYSTEM_NUMERIC_FIELDS = ["load_count", "n_users", "uptime"] as const;
+const SYSTEM_STRING_FIELD = "uptime_format";
 /** Give the watchdog a margin past the deadline before it kills everything. */
 const WATCHDOG_GRACE_MS = 30_000;
 const LOG_TAIL_BYTES = 2_000;
 const DB = "bench";
 
-const SYSTEMS = ["tsdb-pair", "influxdb"] as const;
+const SYSTEMS = ["tsdb-pair", "influxdb", "victoria-metrics"] as const;
 type SystemName = (typeof SYSTEMS)[number];
 
 interface BenchConfig {
@@ -371,7 +400,16 @@ interface SystemSpec {
   setup(server: Server, deadline: Deadline): Promise<void>;
   /** Makes the data durable on disk and measures it; may stop the server. */
   flush(server: Server, dir: string, rss: RssPoller, deadline: Deadline): Promise<Flushed>;
+  /** Counts what the server holds; a failure is reported in the result, never thrown. */
+  validate(server: Server, workload: Workload, deadline: Deadline): Promise<Validation>;
+  /**
+   * The field values the figures divide by, for a system that may store fewer than were
+   * written; absent means every written field value is stored.
+   */
+  storedFieldValues?(workload: Workload, validation: Validation): { count: number; note: string };
 }
+
+type Validation = Record<string, unknown> & { ok: boolean };
 
 const tsdbPair = (cfg: BenchConfig): SystemSpec => ({
   name: "tsdb-pair",
@@ -402,6 +440,7 @@ const tsdbPair = (cfg: BenchConfig): SystemSpec => ({
       detail: { exit, stopSeconds: round(stopMs / 1000, 3) },
     };
   },
+  validate: validateInfluxQL,
 });
 
 const influxdb = (cfg: BenchConfig): SystemSpec => ({
@@ -495,6 +534,7 @@ const influxdb = (cfg: BenchConfig): SystemSpec => ({
       },
     };
   },
+  validate: validateInfluxQL,
 });
 
 function influxConfig(dir: string, port: number, rpcPort: number): string {
@@ -575,6 +615,313 @@ function tsmFiles(dir: string): TsmFiles {
   };
 }
 
+const victoriaMetrics = (cfg: BenchConfig): SystemSpec => ({
+  name: "victoria-metrics",
+  unavailable: () =>
+    which(VM_BINARY) === null ? `${VM_BINARY} is not on PATH (install the Debian package victoria-metrics to measure it)` : null,
+  version: () => vmVersion(),
+  launch: (dir, port) => ({
+    cmd: VM_BINARY,
+    args: [
+      `-storageDataPath=${join(dir, "data")}`,
+      `-httpListenAddr=127.0.0.1:${port}`,
+      `-retentionPeriod=${VM_RETENTION}`,
+      // A query-time limit only: validation counts the series of one metric at a time.
+      `-search.maxUniqueTimeseries=${Math.max(VM_DEFAULT_MAX_UNIQUE_SERIES, cfg.hosts)}`,
+    ],
+    cwd: dir,
+  }),
+  // Line protocol goes to /write as for InfluxDB (the `db` argument becomes a label); no database to create.
+  setup: async () => {},
+  flush: async (server, dir, rss, deadline) => {
+    // VictoriaMetrics acknowledges rows once they are in its in-memory buffers; it turns
+    // them into in-memory parts every second or two, writes those to file parts when it
+    // merges them, and merges file parts in the background, after backing off for up to
+    // several seconds when there is nothing to merge. It does not fully merge a partition
+    // on its own (-finalMergeDelay is 0, off, by default in 1.79). So: /internal/force_flush,
+    // then wait until every accepted row is in a file part and nothing moves ("after
+    // flush"; a later background merge may still change it); then /internal/force_merge
+    // until each partition is one part, the counterpart of InfluxDB's full compaction and
+    // the headline figure.
+    const t0 = performance.now();
+    const until = Date.now() + deadline.cap(VM_FLUSH_MAX_MS);
+    const dataDir = join(dir, "data");
+    const forceFlush = await vmInternal(server, "/internal/force_flush", deadline);
+    const flushed = await vmWaitSettled(server, dataDir, rss, until);
+    const afterFlush = {
+      bytesOnDisk: flushed.stats.allocatedBytes,
+      bytesPerFieldValue: null, // filled in by the runner, which knows the field-value count
+      files: flushed.stats.files,
+      partsPerPartition: flushed.parts.partitions,
+      settled: flushed.settled,
+      afterSeconds: round((performance.now() - t0) / 1000, 1),
+    };
+    progress(`victoria-metrics: flushed (${afterFlush.bytesOnDisk} bytes); forcing a merge of every partition`);
+    const forceMerges: string[] = [];
+    let merged = flushed;
+    for (let i = 0; i < VM_FORCE_MERGE_ATTEMPTS && Date.now() < until; i++) {
+      // No partition_prefix: every partition (one per month) is merged.
+      forceMerges.push(await vmInternal(server, "/internal/force_merge", deadline));
+      merged = await vmWaitSettled(server, dataDir, rss, until);
+      if (merged.settled && merged.fullyMerged) break;
+    }
+    return {
+      bytesOnDisk: merged.stats.allocatedBytes,
+      apparentBytes: merged.stats.bytes,
+      files: merged.stats.files,
+      method:
+        "server kept running; GET /internal/force_flush, waited until the rows in file parts (counted from the part " +
+        "directories) equalled vm_rows_added_to_storage_total, no merge ran, no row was pending (vm_active_merges, " +
+        `vm_pending_rows) and sizes were stable for ${VM_STABLE_MS / 1000} s (afterFlush); then GET /internal/force_merge ` +
+        `(every partition) and waited the same way, vm_active_force_merges included, repeated (at most ` +
+        `${VM_FORCE_MERGE_ATTEMPTS} times) until each partition was one part (at most ${VM_FLUSH_MAX_MS / 1000} s in all); ` +
+        "measured the whole -storageDataPath dir (data, indexdb, metadata; its caches are written only at shutdown)",
+      flushed: forceFlush === "ok" && forceMerges.every((r) => r === "ok") && merged.settled && merged.fullyMerged,
+      detail: {
+        waitedSeconds: round((performance.now() - t0) / 1000, 1),
+        forceFlush,
+        forceMerges,
+        rowsInFileParts: merged.parts.rows,
+        rowsAdded: merged.rowsAdded,
+        partsPerPartition: merged.parts.partitions,
+        dataBytes: dirStats(join(dataDir, "data")).allocatedBytes,
+        indexdbBytes: dirStats(join(dataDir, "indexdb")).allocatedBytes,
+        afterFlush,
+      },
+    };
+  },
+  validate: validateVictoriaMetrics,
+  storedFieldValues: (workload, validation) => {
+    const written = workload.expected.fieldValues;
+    const counted = validation.storedFieldValues;
+    if (validation.ok && typeof counted === "number") {
+      return {
+        count: counted,
+        note:
+          counted === written
+            ? "every written field value is stored as a sample, the string field as a number (see validation.stringField)"
+            : `the string field ${SYSTEM_STRING_FIELD} is not stored, so per-field-value figures divide by the ${counted} samples held, not the ${written} field values written`,
+      };
+    }
+    return { count: written, note: "validation failed, so per-field-value figures divide by the field values written" };
+  },
+});
+
+/** `-version` prints nothing in Debian's build; then the version of the package owning the binary. */
+function vmVersion(): string | null {
+  const path = which(VM_BINARY);
+  if (path === null) return null;
+  const own = spawnSync(VM_BINARY, ["-version"], { encoding: "utf8", timeout: 10_000 }).stdout?.trim();
+  if (own) return own;
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return null;
+  }
+  const owner = spawnSync("dpkg-query", ["-S", real], { encoding: "utf8", timeout: 10_000 }).stdout?.split(":")[0]?.trim();
+  if (!owner) return null;
+  const version = spawnSync("dpkg-query", ["-W", "-f", "${Version}", owner], { encoding: "utf8", timeout: 10_000 }).stdout?.trim();
+  return version ? `${owner} ${version} (Debian package; ${VM_BINARY} -version prints nothing)` : null;
+}
+
+/** GETs one of VictoriaMetrics's /internal/ endpoints; "ok" or what went wrong (the flush goes on and is marked unsettled). */
+async function vmInternal(server: Server, path: string, deadline: Deadline): Promise<string> {
+  try {
+    const res = await fetch(`${server.url}${path}`, { signal: AbortSignal.timeout(deadline.cap(REQUEST_TIMEOUT_MS)) });
+    const text = await res.text();
+    return res.status === 200 ? "ok" : `status ${res.status}: ${text.slice(0, 300)}`;
+  } catch (err) {
+    return String(err);
+  }
+}
+
+interface VmSettled {
+  settled: boolean;
+  /** Every partition is one file part. */
+  fullyMerged: boolean;
+  stats: DirStats;
+  parts: VmFileParts;
+  rowsAdded: number | null;
+}
+
+/**
+ * Polls until every row VictoriaMetrics accepted is in a file part, no merge runs, no row is
+ * pending and the data dir is stable for VM_STABLE_MS, or until `until`.
+ */
+async function vmWaitSettled(server: Server, dataDir: string, rss: RssPoller, until: number): Promise<VmSettled> {
+  const look = async (): Promise<{ busy: number | null; rowsAdded: number | null; stats: DirStats; parts: VmFileParts }> => {
+    const scrape = await scrapeMetrics(server.url);
+    return {
+      busy:
+        scrape === null
+          ? null
+          : sumMetric(scrape, "vm_active_force_merges") + sumMetric(scrape, "vm_active_merges") + sumMetric(scrape, "vm_pending_rows"),
+      rowsAdded: scrape === null ? null : sumMetric(scrape, "vm_rows_added_to_storage_total"),
+      stats: dirStats(dataDir),
+      parts: vmFileParts(dataDir),
+    };
+  };
+  let m = await look();
+  let prevKey = "";
+  let stableSince = 0;
+  let settled = false;
+  for (let i = 0; Date.now() < until && i < 100_000; i++) {
+    rss.step();
+    m = await look();
+    const key = `${m.stats.bytes}/${m.stats.files}`;
+    // A forced merge runs in a goroutine started after the HTTP answer; requiring several
+    // seconds of idle, stable polls covers the moment before it counts itself as active.
+    const still = m.busy === 0 && m.rowsAdded !== null && m.parts.rows === m.rowsAdded && key === prevKey;
+    prevKey = key;
+    if (!still) stableSince = 0;
+    else if (stableSince === 0) stableSince = Date.now();
+    if (still && Date.now() - stableSince >= VM_STABLE_MS) {
+      settled = true;
+      break;
+    }
+    await sleep(500);
+  }
+  const counts = Object.values(m.parts.partitions);
+  return { settled, fullyMerged: counts.length > 0 && counts.every((n) => n === 1), stats: m.stats, parts: m.parts, rowsAdded: m.rowsAdded };
+}
+
+interface VmFileParts {
+  /** Rows in file parts (in-memory parts are not on disk yet); NaN if a part's row count cannot be read. */
+  rows: number;
+  /** File parts (small and big) per partition name (YYYY_MM). */
+  partitions: Record<string, number>;
+}
+
+/**
+ * Rows and parts of VictoriaMetrics's file parts under <storageDataPath>/data/{small,big}/<partition>/.
+ * A part's row count is the first field of its directory name in 1.79
+ * (<rows>_<blocks>_<minTime>_<maxTime>_<id>), RowsCount in its metadata.json in later versions.
+ */
+function vmFileParts(dataDir: string): VmFileParts {
+  const out: VmFileParts = { rows: 0, partitions: {} };
+  for (const kind of ["small", "big"]) {
+    const kindDir = join(dataDir, "data", kind);
+    for (const partition of subdirs(kindDir)) {
+      if (partition === "snapshots") continue;
+      for (const part of subdirs(join(kindDir, partition))) {
+        if (part === "tmp" || part === "txn") continue;
+        out.rows += vmPartRows(join(kindDir, partition, part), part);
+        out.partitions[partition] = (out.partitions[partition] ?? 0) + 1;
+      }
+    }
+  }
+  return out;
+}
+
+function vmPartRows(path: string, name: string): number {
+  try {
+    const rows = (JSON.parse(readFileSync(join(path, "metadata.json"), "utf8")) as { RowsCount?: unknown }).RowsCount;
+    if (typeof rows === "number") return rows;
+  } catch {
+    // 1.79 has no metadata.json: the count is in the name
+  }
+  const m = /^(\d+)_\d+_/.exec(name);
+  return m === null ? Number.NaN : Number(m[1]);
+}
+
+/** Names of the directories in dir; none if it is missing or removed while listing (merges delete parts). */
+function subdirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+/** Sum of every sample of metric `name` in a scrape, whatever its labels. */
+function sumMetric(scrape: Scrape, name: string): number {
+  let sum = 0;
+  for (const [key, value] of scrape) if (key === name || key.startsWith(`${name}{`)) sum += value;
+  return sum;
+}
+
+/**
+ * Counts VictoriaMetrics's samples and series per metric (each field is a metric named
+ * <measurement>_<field>) with count_over_time over a window holding every timestamp written,
+ * which counts raw samples exactly, and checks the total against the rows its storage
+ * holds (vm_rows). A failure here is reported, not fatal.
+ */
+async function validateVictoriaMetrics(server: Server, workload: Workload, deadline: Deadline): Promise<Validation> {
+  const e = workload.expected;
+  const first = Number(e.firstTimestampNs / 1_000_000_000n);
+  const last = Number(e.lastTimestampNs / 1_000_000_000n);
+  // An instant query at `at` with window [w] counts the samples in (at - w, at]: here (first - 1 s, last + 1 s].
+  const at = last + 1;
+  const window = `${last - first + 2}s`;
+  // Tick 0 writes cpu then system for host 0, then host 1, …, so a workload shorter than
+  // that tick reaches one more cpu series than system series at most.
+  const cpuSeries = Math.ceil(e.series / 2);
+  const systemSeries = Math.floor(e.series / 2);
+  const numeric = [
+    ...CPU_FIELDS.map((f) => ({ metric: `cpu_${f}`, samples: e.cpuLines, series: cpuSeries })),
+    ...SYSTEM_NUMERIC_FIELDS.map((f) => ({ metric: `system_${f}`, samples: e.systemLines, series: systemSeries })),
+  ];
+  const stringMetric = `system_${SYSTEM_STRING_FIELD}`;
+  const checked =
+    `samples and series of each metric: sum(count_over_time(M[${window}])) and count(count_over_time(M[${window}])) ` +
+    `at time=${at} via /api/v1/query, for the ${numeric.length} numeric fields and the string field; ` +
+    "total samples compared with the rows in storage (vm_rows{type=storage/small|big} from /metrics)";
+  const count = async (query: string): Promise<number> => {
+    const res = await fetch(`${server.url}/api/v1/query?${new URLSearchParams({ query, time: String(at) })}`, {
+      signal: AbortSignal.timeout(deadline.cap(REQUEST_TIMEOUT_MS)),
+    });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`${query} answered ${res.status}: ${text.slice(0, 300)}`);
+    const result = (JSON.parse(text) as { data?: { result?: Array<{ value?: [number, string] }> } }).data?.result ?? [];
+    // A metric with no sample in the window gives an empty vector.
+    return result.length === 0 ? 0 : Number(result[0]?.value?.[1]);
+  };
+  try {
+    const metrics: Record<string, { samples: number; series: number; expectedSamples: number; expectedSeries: number }> = {};
+    let numericOk = true;
+    let counted = 0;
+    for (const m of numeric) {
+      const samples = await count(`sum(count_over_time(${m.metric}[${window}]))`);
+      const series = await count(`count(count_over_time(${m.metric}[${window}]))`);
+      metrics[m.metric] = { samples, series, expectedSamples: m.samples, expectedSeries: m.series };
+      if (samples !== m.samples || series !== m.series) numericOk = false;
+      counted += samples;
+    }
+    const stringSamples = await count(`sum(count_over_time(${stringMetric}[${window}]))`);
+    const stringSeries = await count(`count(count_over_time(${stringMetric}[${window}]))`);
+    counted += stringSamples;
+    const stringAsNumbers = stringSamples === e.systemLines && stringSeries === systemSeries;
+    const stringDropped = stringSamples === 0 && stringSeries === 0;
+    const scrape = await scrapeMetrics(server.url);
+    const rowsInStorage = scrape === null ? null : (scrape.get('vm_rows{type="storage/small"}') ?? 0) + (scrape.get('vm_rows{type="storage/big"}') ?? 0);
+    const knowsEveryField = SYSTEM_NUMERIC_FIELDS.length + 1 === SYSTEM_FIELD_COUNT;
+    return {
+      ok: numericOk && (stringAsNumbers || stringDropped) && rowsInStorage === counted && knowsEveryField,
+      checked,
+      metrics,
+      stringField: {
+        metric: stringMetric,
+        samples: stringSamples,
+        series: stringSeries,
+        samplesIfStored: e.systemLines,
+        stored: stringAsNumbers
+          ? "yes, as numbers: VictoriaMetrics parses a quoted field value best-effort as a number and stores 0 when it is not one, so the text is lost"
+          : stringDropped
+            ? "no: VictoriaMetrics dropped the string field"
+            : "partly (unexpected)",
+      },
+      storedFieldValues: counted,
+      rowsInStorage,
+      ...(knowsEveryField ? {} : { error: `bench/workload.ts writes ${SYSTEM_FIELD_COUNT} fields per system line; this validation knows ${SYSTEM_NUMERIC_FIELDS.length + 1}` }),
+    };
+  } catch (err) {
+    return { ok: false, checked, error: String(err) };
+  }
+}
+
 function which(cmd: string): string | null {
   for (const dir of (process.env.PATH ?? "").split(":")) {
     if (dir !== "" && existsSync(join(dir, cmd))) return join(dir, cmd);
@@ -593,7 +940,6 @@ async function runSystem(spec: SystemSpec, cfg: BenchConfig, workload: Workload,
     progress(`${spec.name}: skipped (${reason})`);
     return { status: "skipped", reason };
   }
-  const fieldValues = workload.expected.fieldValues;
   const dir = join(tmp, spec.name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -636,15 +982,22 @@ async function runSystem(spec: SystemSpec, cfg: BenchConfig, workload: Workload,
     // Validation runs after the memory figures are taken so its query does not inflate them.
     const validation =
       server.exitedYet() === null
-        ? { when: "after the flush, same server process", ...(await validate(server, workload, deadline)) }
+        ? { when: "after the flush, same server process", ...(await spec.validate(server, workload, deadline)) }
         : await validateAfterRestart(spec, dir, tmp, workload, deadline);
-    const afterSnapshot = flushed.detail.afterSnapshot as { bytesOnDisk?: number } | null | undefined;
-    if (afterSnapshot !== null && afterSnapshot !== undefined && typeof afterSnapshot.bytesOnDisk === "number") {
-      Object.assign(afterSnapshot, { bytesPerFieldValue: round(afterSnapshot.bytesOnDisk / fieldValues, 3) });
+    const stored = spec.storedFieldValues?.(workload, validation) ?? null;
+    const fieldValues = stored?.count ?? workload.expected.fieldValues;
+    // Intermediate layouts (InfluxDB's afterSnapshot, VictoriaMetrics's afterFlush) leave
+    // bytesPerFieldValue null for the runner to fill in.
+    for (const v of Object.values(flushed.detail)) {
+      const layout = v as { bytesOnDisk?: unknown; bytesPerFieldValue?: unknown } | null;
+      if (typeof layout === "object" && layout !== null && layout.bytesPerFieldValue === null && typeof layout.bytesOnDisk === "number") {
+        layout.bytesPerFieldValue = round(layout.bytesOnDisk / fieldValues, 3);
+      }
     }
     Object.assign(result, {
       status: "ok",
       validated: validation.ok === true,
+      ...(stored === null ? {} : { fieldValues: { written: workload.expected.fieldValues, stored: stored.count, note: stored.note } }),
       linesPerSec: round(linesPerSec),
       fieldValuesPerSec: round(fieldValues / load.elapsedSeconds),
       bytesPerFieldValue: round(flushed.bytesOnDisk / fieldValues, 3),
@@ -702,7 +1055,7 @@ async function runSystem(spec: SystemSpec, cfg: BenchConfig, workload: Workload,
 }
 
 /** Restarts a server that stopped during its flush on the same data dir and counts what it holds. */
-async function validateAfterRestart(spec: SystemSpec, dir: string, tmp: string, workload: Workload, deadline: Deadline): Promise<Record<string, unknown>> {
+async function validateAfterRestart(spec: SystemSpec, dir: string, tmp: string, workload: Workload, deadline: Deadline): Promise<Validation> {
   const when = "after a restart on the same data dir";
   const port = await freePort();
   const launch = spec.launch(dir, port, await freePort());
@@ -711,7 +1064,7 @@ async function validateAfterRestart(spec: SystemSpec, dir: string, tmp: string, 
   try {
     server = spawnServer(`${spec.name} (restart)`, launch.cmd, launch.args, launch.cwd, join(tmp, `${spec.name}-restart.log`), `http://127.0.0.1:${port}`);
     await waitReady(server, deadline);
-    const v = await validate(server, workload, deadline);
+    const v = await spec.validate(server, workload, deadline);
     await stopProcess(server, deadline);
     return { when, ...v };
   } catch (err) {
@@ -749,7 +1102,7 @@ async function waitQuiet(serverPid: number, deadline: Deadline): Promise<{ other
 }
 
 /** Counts what the server holds with InfluxQL; a failure here is reported, not fatal. */
-async function validate(server: Server, workload: Workload, deadline: Deadline): Promise<Record<string, unknown>> {
+async function validateInfluxQL(server: Server, workload: Workload, deadline: Deadline): Promise<Validation> {
   const q = "SELECT count(usage_user) FROM cpu; SELECT count(uptime) FROM system";
   try {
     const res = await fetch(`${server.url}/query?db=${DB}&q=${encodeURIComponent(q)}`, {
@@ -834,7 +1187,11 @@ async function main(): Promise<number> {
     }
     const systems: Record<string, SystemResult> = {};
     out.systems = systems;
-    const specs = { "tsdb-pair": tsdbPair(cfg), influxdb: influxdb(cfg) };
+    const specs: Record<SystemName, SystemSpec> = {
+      "tsdb-pair": tsdbPair(cfg),
+      influxdb: influxdb(cfg),
+      "victoria-metrics": victoriaMetrics(cfg),
+    };
     for (const name of cfg.systems) {
       if (deadline.remaining() <= 0) {
         systems[name] = { status: "failed", error: { code: "deadline-exceeded", message: "global deadline passed before this system started" } };
@@ -878,18 +1235,27 @@ function warnings(systems: Record<string, SystemResult>): string[] {
   return out;
 }
 
-/** tsdb-pair / InfluxDB for each headline figure, when both were measured. */
+/** tsdb-pair / each other system for each headline figure, when both were measured; null if none was. */
 function ratios(systems: Record<string, SystemResult>): Record<string, number> | null {
   const a = systems["tsdb-pair"];
-  const b = systems.influxdb;
-  if (a?.status !== "ok" || b?.status !== "ok") return null;
+  if (a?.status !== "ok") return null;
+  const others = [
+    ["influxdb", "Influxdb"],
+    ["victoria-metrics", "VictoriaMetrics"],
+  ] as const;
   const out: Record<string, number> = {};
-  for (const key of ["linesPerSec", "fieldValuesPerSec", "bytesPerFieldValue", "peakRssBytes"]) {
-    const x = a[key];
-    const y = b[key];
-    if (typeof x === "number" && typeof y === "number" && y !== 0) out[`${key}TsdbPairOverInfluxdb`] = round(x / y, 3);
+  let measured = false;
+  for (const [name, suffix] of others) {
+    const b = systems[name];
+    if (b?.status !== "ok") continue;
+    measured = true;
+    for (const key of ["linesPerSec", "fieldValuesPerSec", "bytesPerFieldValue", "peakRssBytes"]) {
+      const x = a[key];
+      const y = b[key];
+      if (typeof x === "number" && typeof y === "number" && y !== 0) out[`${key}TsdbPairOver${suffix}`] = round(x / y, 3);
+    }
   }
-  return out;
+  return measured ? out : null;
 }
 
 process.exitCode = await main();
