@@ -33,6 +33,21 @@ function exportAll(store: Store, db = "db"): string {
 }
 
 describe("store", () => {
+  test("flushes values older than the flush age even when no more writes come", async () => {
+    const clock = { ms: 1_000_000 };
+    const store = Store.open({ dataDir: tempDir(), nodeId: "node-a", sync: "normal", engine: { ...DEFAULT_ENGINE, flushAgeMs: 5_000 }, nowMs: () => clock.ms });
+    await store.write(req("m v=1 1\nm v=2 2"));
+    expect(store.stats().hotValues).toBe(2);
+    clock.ms += 6_000;
+    // The age is looked at every second, writes or not.
+    const deadline = Date.now() + 5_000;
+    while (store.stats().hotValues > 0 && Date.now() < deadline) await Bun.sleep(100);
+    expect(store.stats().hotValues).toBe(0);
+    expect(store.stats().chunks).toBe(1);
+    expect(exportAll(store)).toBe("m v=1 1\nm v=2 2\n");
+    await store.close();
+  });
+
   test("exports what was written, canonically sorted with one line per series and time", async () => {
     const store = open(tempDir());
     await store.write(req("m,b=2,a=1 y=2i,x=1.5 20\nm,a=1,b=2 x=2.5 10\nk f=\"s\\\"q\",t=true 5\nm,a=0 u=7u 10"));

@@ -295,6 +295,7 @@ export class Store {
   private readonly dataDir: string;
   private retentionTimer: ReturnType<typeof setInterval> | null = null;
   private compactTimer: ReturnType<typeof setTimeout> | null = null;
+  private ageTimer: ReturnType<typeof setInterval> | null = null;
   private lastCommitAt = Number.NEGATIVE_INFINITY;
   /** Set by a flush; the free pages it may have left are given back once the writer is quiet. */
   private vacuumWanted = false;
@@ -416,6 +417,7 @@ export class Store {
       sqlite = openDb(join(opts.dataDir, STORE_FILE), opts.sync).sqlite;
       const store = new Store(opts, sqlite, release);
       store.recover();
+      store.startAgeTimer();
       return store;
     } catch (e) {
       sqlite?.close();
@@ -490,6 +492,17 @@ export class Store {
       if (dropped + trimmed > 0) this.log.info("retention removed expired data", { chunks_dropped: dropped, chunks_trimmed: trimmed });
       return { frames: [], result: { dropped, trimmed } };
     });
+  }
+
+  /**
+   * Looks at the buffers' age even when no write comes: without it, values buffered when
+   * writes stop would wait for the next write (or shutdown) to be flushed, however old.
+   */
+  private startAgeTimer(): void {
+    this.ageTimer = setInterval(() => {
+      if (this.live.size > 0) this.schedule();
+    }, AGE_SCAN_MS);
+    (this.ageTimer as { unref?: () => void }).unref?.();
   }
 
   /** Starts enforcing retention every minute (and once now). */
@@ -654,6 +667,7 @@ export class Store {
     if (this.closed) return;
     this.closed = true;
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
+    if (this.ageTimer !== null) clearInterval(this.ageTimer);
     if (this.compactTimer !== null) clearTimeout(this.compactTimer);
     while (this.queue.length > 0) this.commitGroup(this.queue.splice(0));
     this.flushAll();
