@@ -16,7 +16,8 @@
  * InfluxDB is measured only if `influxd` is on PATH, VictoriaMetrics only if
  * `victoria-metrics` is (Debian packages influxdb and victoria-metrics); the bench never
  * installs anything and notes a missing system as skipped. tsdb-pair's bytes are measured
- * after a graceful SIGTERM shutdown; InfluxDB's after its cache snapshot and full compaction
+ * once its buffers are flushed (--flush-age 10s) and its compaction has nothing pending, after
+ * a graceful SIGTERM shutdown; InfluxDB's after its cache snapshot and full compaction
  * (its settled layout; the after-snapshot figure is reported too); VictoriaMetrics's after
  * /internal/force_flush and /internal/force_merge (the after-flush figure is reported too).
  * Each system's point counts are checked after the flush (InfluxQL count() for tsdb-pair and
@@ -85,6 +86,8 @@ const INFLUX_FULL_COLD = "15s";
 /** InfluxDB counts as flushed once its WAL is below this and sizes are stable. */
 const INFLUX_WAL_FLUSHED_BYTES = 64 * 1024;
 const INFLUX_STABLE_MS = 3_000;
+/** tsdb-pair's flush age in the bench: the counterpart of INFLUX_SNAPSHOT_COLD. */
+const TSDB_FLUSH_AGE = "10s";
 const VM_BINARY = "victoria-metrics";
 /** How long to wait for VictoriaMetrics to flush, merge and force-merge after the load. */
 const VM_FLUSH_MAX_MS = 180_000;
@@ -190,6 +193,17 @@ function resolveConfig(argv: string[]): BenchConfig {
 // Small helpers: progress, deadline, processes, /proc, directories
 
 /** SIGTERM, then wait for exit; SIGKILL and fail if it takes longer than STOP_TIMEOUT_MS. */
+/** Values still buffered, and series/fields waiting for compaction, from tsdb-pair's /metrics. */
+async function tsdbBacklog(url: string, deadline: Deadline): Promise<{ hot: number; pending: number }> {
+  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(deadline.cap(REQUEST_TIMEOUT_MS)) });
+  const text = await res.text();
+  const gauge = (name: string): number => {
+    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+    return m === null ? -1 : Number(m[1]);
+  };
+  return { hot: gauge("tsdb_pair_store_hot_values"), pending: gauge("tsdb_pair_store_compaction_pending") };
+}
+
 async function stopProcess(server: Server, deadline: Deadline): Promise<{ exit: string; stopMs: number }> {
   const t0 = performance.now();
   if (server.exitedYet() === null) server.proc.kill("SIGTERM");
@@ -423,21 +437,45 @@ const tsdbPair = (cfg: BenchConfig): SystemSpec => ({
   },
   launch: (dir, port) => ({
     cmd: process.execPath,
-    args: ["src/main.ts", "serve", "--listen", `127.0.0.1:${port}`, "--data", join(dir, "data"), "--node-id", "bench"],
+    // --flush-age 10s: buffered values go to chunks 10 s after they arrive, the counterpart of
+    // InfluxDB's cache snapshot after 10 s cold (see influxConfig) and VictoriaMetrics' flush.
+    args: ["src/main.ts", "serve", "--listen", `127.0.0.1:${port}`, "--data", join(dir, "data"), "--node-id", "bench", "--flush-age", TSDB_FLUSH_AGE],
     cwd: cfg.repoRoot,
   }),
   setup: async () => {},
   flush: async (server, dir, _rss, deadline) => {
-    // Graceful shutdown writes hot buffers to chunks; the figure is the whole data dir after exit.
+    // Settled like the others: wait until nothing is buffered and compaction (which runs once
+    // writes pause) has nothing pending, then a graceful shutdown; the figure is the whole
+    // data dir after exit.
+    const settleStarted = Date.now();
+    const until = Date.now() + deadline.cap(INFLUX_FLUSH_MAX_MS);
+    let stableSince = 0;
+    let last = { hot: -1, pending: -1 };
+    let settled = false;
+    while (Date.now() < until) {
+      last = await tsdbBacklog(server.url, deadline);
+      if (last.hot === 0 && last.pending === 0) {
+        stableSince ||= Date.now();
+        if (Date.now() - stableSince >= INFLUX_STABLE_MS) {
+          settled = true;
+          break;
+        }
+      } else stableSince = 0;
+      await sleep(250);
+    }
+    const settleMs = Date.now() - settleStarted;
     const { exit, stopMs } = await stopProcess(server, deadline);
     const stats = dirStats(join(dir, "data"));
     return {
       bytesOnDisk: stats.allocatedBytes,
       apparentBytes: stats.bytes,
       files: stats.files,
-      method: "SIGTERM (graceful shutdown flushes hot buffers), waited for exit, then measured every file in the data dir (including SQLite -wal/-shm)",
-      flushed: exit === "0" || exit === "SIGTERM",
-      detail: { exit, stopSeconds: round(stopMs / 1000, 3) },
+      method:
+        `served with --flush-age ${TSDB_FLUSH_AGE}; after the load, waited until no value was buffered and compaction had nothing ` +
+        `pending (/metrics tsdb_pair_store_hot_values and tsdb_pair_store_compaction_pending at 0 for ${INFLUX_STABLE_MS / 1000} s; ` +
+        `at most ${INFLUX_FLUSH_MAX_MS / 1000} s), then SIGTERM, waited for exit, and measured every file in the data dir (including SQLite -wal/-shm)`,
+      flushed: (exit === "0" || exit === "SIGTERM") && settled,
+      detail: { exit, stopSeconds: round(stopMs / 1000, 3), settled, settleSeconds: round(settleMs / 1000, 1), lastBacklog: last },
     };
   },
   validate: validateInfluxQL,
