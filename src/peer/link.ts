@@ -6,13 +6,15 @@
  * is a new incarnation (disk replaced, restored), the data is refilled from its storage.
  */
 import { TsdbError, isTsdbError } from "../errors.ts";
+import type { ParseResult, Precision } from "../lineprotocol/types.ts";
 import type { Logger } from "../log.ts";
 import type { BackfillRecord, Store, TwinIdentity } from "../store/store.ts";
+import { decodeFrame, type Frame } from "../wal/frame.ts";
 import { hlcPhysicalMs } from "../wal/hlc.ts";
 import { formatPosition } from "../wal/position.ts";
+import { ApplyPipeline } from "./pipeline.ts";
 import { digestReport, PEER_NODE_HEADER, PEER_SECRET_HEADER, type DigestReport, type RepairRange } from "./routes.ts";
 import { createPeerFetch, type PeerFetch } from "./transport.ts";
-import { ApplyPipeline } from "./pipeline.ts";
 import { inflateFrame, MessageReader, type Hello, type Message } from "./wire.ts";
 
 /** A frame as it came off the wire. */
@@ -26,8 +28,6 @@ interface PreparedFrames {
   readonly frames: Uint8Array[];
   readonly parsed?: Array<ParseResult | undefined>;
 }
-import type { ParseResult, Precision } from "../lineprotocol/types.ts";
-import { decodeFrame, type Frame } from "../wal/frame.ts";
 
 export type LinkState = "CONNECTING" | "STREAMING" | "BACKFILLING" | "SEEDING" | "PAUSED" | "ERROR" | "STOPPED";
 
@@ -50,9 +50,9 @@ export interface PeerLinkOptions {
   readonly fetch?: PeerFetch;
   readonly nowMs?: () => number;
   /**
-   * Parses a write frame's lines, on another thread where there is one (the ingest parse
-   * pool): applying the twin's frames then costs the writer about what storing costs, not
-   * what parsing costs too. Without it the store parses them itself.
+   * Parses a write frame's lines, on another thread where there is one (the worker pool):
+   * applying the twin's frames then costs the writer about what storing costs, not what
+   * parsing costs too. Without it the store parses them itself.
    */
   readonly parse?: (lines: Uint8Array | string, precision: Precision, defaultTime: bigint) => Promise<ParseResult>;
 }
@@ -346,10 +346,9 @@ export class PeerLink {
   }
 
   /**
-   * Inflates a batch of frames and parses their points ahead of the writer (see
-   * PeerLinkOptions.parse), on other threads: this runs while earlier batches are applied.
-   * Anything that does not decode is left to the store, which checks every frame and refuses
-   * bad ones.
+   * Inflates a batch of frames and has their points parsed ahead of the writer (see
+   * PeerLinkOptions.parse): this runs while earlier batches are applied. Anything that does
+   * not decode is left to the store, which checks every frame and refuses bad ones.
    */
   private async prepareFrames(batch: readonly WireFrame[]): Promise<PreparedFrames> {
     // Inflated in place: a frame inflates in a few milliseconds (catch-up measured the same
