@@ -1234,6 +1234,9 @@ export class Store {
         const origins =
           typeof decoded.origins === "number" ? ids[decoded.origins]! : compactOrigins(Uint16Array.from(decoded.origins, (o) => ids[o]!));
         let run: Run = { ...decoded, origins };
+        // A chunk of one origin with nothing of it buried is stored as it came: its columns
+        // decoded fine (that is the check), only the origin is renumbered.
+        let asReceived = typeof origins === "number";
         if (this.tombstones.has(r.db)) {
           const keep: number[] = [];
           for (let i = 0; i < run.times.length; i++) {
@@ -1241,24 +1244,28 @@ export class Store {
             if (!this.buried(r.db, r.measurement, r.seriesKey, run.times[i]!, run.hlcs[i]!, o)) keep.push(i);
           }
           if (keep.length === 0) continue;
-          if (keep.length < run.times.length) run = pickRun(run, keep, r.type);
+          if (keep.length < run.times.length) {
+            run = pickRun(run, keep, r.type);
+            asReceived = false;
+          }
         }
         const db = this.catalog.dbs.get(r.db) ?? this.catalog.createDb(r.db);
         const m = db.measurement(r.measurement);
         // The oldest value stands for the write that gave the field its type on the twin.
-        const version = oldestVersion(run, (o) => this.catalog.nodeName(o));
+        const version = (): FieldVersion => oldestVersion(run, (o) => this.catalog.nodeName(o));
         let known = m.fields.get(r.field);
         if (known !== undefined && known.type !== r.type) {
-          if (compareFieldVersions(version, known.created) >= 0) {
+          const v = version();
+          if (compareFieldVersions(v, known.created) >= 0) {
             conflicts++;
             continue;
           }
-          retyped.push(this.retype(known, r.type, version));
+          retyped.push(this.retype(known, r.type, v));
           known = m.fields.get(r.field)!;
         }
-        const field = known ?? this.catalog.createField(m, r.field, r.type, version);
+        const field = known ?? this.catalog.createField(m, r.field, r.type, version());
         const series = db.series.get(r.seriesKey) ?? this.catalog.createSeries(db, m, r.seriesKey);
-        this.insertChunk(series.id, field.id, encodeChunk(run, r.type));
+        this.insertChunk(series.id, field.id, asReceived ? receivedChunk(r.chunk, run) : encodeChunk(run, r.type));
         // Backfilled data usually overlaps what is here already.
         this.compactor.mark(series.id, field.id);
         stored += run.times.length;
@@ -1847,11 +1854,28 @@ function cmp(a: string, b: string): number {
 
 /** The oldest version among a run's values (a non-empty run). */
 function oldestVersion(run: Run, nodeName: (id: number) => string): FieldVersion {
-  let oldest: FieldVersion | null = null;
-  for (let i = 0; i < run.times.length; i++) {
-    const origin = typeof run.origins === "number" ? run.origins : run.origins[i]!;
-    const v: FieldVersion = { hlc: Number(run.hlcs[i]!), by: nodeName(origin) };
-    if (oldest === null || compareFieldVersions(v, oldest) < 0) oldest = v;
+  let hlc = run.hlcs[0]!;
+  let by = nodeName(typeof run.origins === "number" ? run.origins : run.origins[0]!);
+  for (let i = 1; i < run.times.length; i++) {
+    const h = run.hlcs[i]!;
+    if (h > hlc) continue;
+    const name = nodeName(typeof run.origins === "number" ? run.origins : run.origins[i]!);
+    if (h < hlc || name < by) {
+      hlc = h;
+      by = name;
+    }
   }
-  return oldest!;
+  return { hlc: Number(hlc), by };
+}
+
+/**
+ * A chunk received from the twin, stored with its own columns: the run decoded from them
+ * gives its bounds, count and newest version (not taken on trust), and its one origin as
+ * numbered here.
+ */
+function receivedChunk(c: ChunkColumns, run: Run): ChunkColumns {
+  const n = run.times.length;
+  let maxHlc = run.hlcs[0]!;
+  for (let i = 1; i < n; i++) if (run.hlcs[i]! > maxHlc) maxHlc = run.hlcs[i]!;
+  return { ...c, minTime: run.times[0]!, maxTime: run.times[n - 1]!, count: n, maxHlc, originId: run.origins as number, origins: null };
 }
