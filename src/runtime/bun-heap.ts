@@ -5,10 +5,11 @@
  * while the heap is small next to the machine's RAM, and RAM is read once, when the VM starts.
  * Ingest leaves a steady stream of short-lived request bodies, parsed batches and flushed
  * buffers, so on a box with a lot of RAM the heap settled far above what the server keeps
- * alive (see HEAP_RAM_BYTES for what the setting bought). The only setting for it is the `BUN_JSC_forceRAMSize`
- * environment variable, read before any script runs, so `serve` re-executes itself once with
- * it set: execve keeps the process id, arguments and open terminal, so systemd, signals and
- * `kill` see one process throughout. A value set by the operator is left alone.
+ * alive (see HEAP_RAM_BYTES for what the setting bought). The only setting for it is the
+ * `BUN_JSC_forceRAMSize` environment variable, read before any script runs, so `serve`
+ * re-executes itself once with it set: execve keeps the process id, arguments and open
+ * terminal, so systemd, signals and `kill` see one process throughout. A value set by the
+ * operator is left alone.
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
