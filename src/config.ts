@@ -44,6 +44,8 @@ export interface EngineConfig {
   readonly flushAgeMs: number;
   /** Estimated bytes of all hot buffers above which the largest are flushed early. */
   readonly hotMemoryBytes: number;
+  /** How long one flush step may hold the writer while buffers are over that cap (default 250 ms). */
+  readonly overCapFlushStepMs?: number;
   /**
    * How long own frames are kept for the twin after they are flushed (0: not at all, when
    * unpaired). A twin that falls further behind is refilled from storage instead.

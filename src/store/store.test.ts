@@ -33,6 +33,28 @@ function exportAll(store: Store, db = "db"): string {
 }
 
 describe("store", () => {
+  test("buffers past 1.5x the memory cap make writes wait for flushes", async () => {
+    // A cap of 200 values, and flush steps that take one buffer at a time (a zero budget):
+    // flushing is far slower than writing, as with a flood of new series.
+    const cap = 200;
+    const store = open(tempDir(), { hotMemoryBytes: 24 * cap, overCapFlushStepMs: 0 });
+    const batches = 32;
+    const perBatch = 100;
+    let most = 0;
+    const pending: Promise<unknown>[] = [];
+    for (let b = 0; b < batches; b++) {
+      const body = Array.from({ length: perBatch }, (_, i) => `m,s=${b}-${i} v=${i} ${b}`).join("\n");
+      pending.push(store.write(req(body)).then(() => (most = Math.max(most, store.stats().hotValues))));
+      if (pending.length === 8) await Promise.all(pending.splice(0));
+    }
+    await Promise.all(pending);
+    // A group of requests is committed only below 1.5x the cap: at most one group beyond it.
+    expect(most).toBeLessThanOrEqual(1.5 * cap + 8 * perBatch);
+    store.flushAll();
+    expect(exportAll(store).split("\n").filter(Boolean).length).toBe(batches * perBatch);
+    await store.close();
+  });
+
   test("flushes values older than the flush age even when no more writes come", async () => {
     const clock = { ms: 1_000_000 };
     const store = Store.open({ dataDir: tempDir(), nodeId: "node-a", sync: "normal", engine: { ...DEFAULT_ENGINE, flushAgeMs: 5_000 }, nowMs: () => clock.ms });

@@ -59,6 +59,12 @@ const KNOWN_RPS = new Set(["", "autogen"]);
 const FLUSH_STEP_MS = 25;
 /** The same while hot buffers are over their memory cap: flushing then outranks ingest. */
 const FLUSH_STEP_OVER_CAP_MS = 250;
+/**
+ * Past this multiple of the memory cap, writes wait while flushes catch up. Many small
+ * buffers (a flood of series) flush slower than they fill: without the wait, 100,000 hosts
+ * held twice the cap and more.
+ */
+const HOT_HARD_LIMIT = 1.5;
 const MINUTE_NS = 60_000_000_000n;
 /** How often free disk space is looked at. */
 const DISK_CHECK_MS = 1000;
@@ -299,6 +305,8 @@ export class Store {
   private lastCommitAt = Number.NEGATIVE_INFINITY;
   /** Set by a flush; the free pages it may have left are given back once the writer is quiet. */
   private vacuumWanted = false;
+  /** False while flush steps fail to take values out of the buffers (see turn). */
+  private flushing = true;
   private readonly stmts;
 
   private constructor(
@@ -718,10 +726,16 @@ export class Store {
   private turn(): void {
     this.scheduled = false;
     if (this.closed) return;
-    if (this.queue.length > 0) this.commitGroup(this.queue.splice(0));
+    // Writes (and the twin's batches) wait while buffers are past the hard limit, unless
+    // flushing is failing (a full disk): that must not stop writes, which report it.
+    const hotBytes = this.hotValues * BYTES_PER_HOT_VALUE;
+    const held = hotBytes > this.engine.hotMemoryBytes * HOT_HARD_LIMIT && this.flushing;
+    if (this.queue.length > 0 && !held) this.commitGroup(this.queue.splice(0));
     if (this.flushWanted()) {
+      const before = this.hotValues;
       const overCap = this.hotValues * BYTES_PER_HOT_VALUE > this.engine.hotMemoryBytes;
-      this.flushStep(overCap ? FLUSH_STEP_OVER_CAP_MS : FLUSH_STEP_MS, false);
+      this.flushStep(overCap ? (this.engine.overCapFlushStepMs ?? FLUSH_STEP_OVER_CAP_MS) : FLUSH_STEP_MS, false);
+      this.flushing = this.hotValues < before;
     }
     // Compaction only uses time the writer would otherwise spend idle: not between the
     // requests of a busy stream (own ingest or the twin's frames), only once writes pause.
