@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { DEFAULT_ENGINE, type EngineConfig } from "../config.ts";
 import { isTsdbError } from "../errors.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
-import { Store, type WriteRequest } from "./store.ts";
+import { HOT_HARD_LIMIT, Store, type WriteRequest } from "./store.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -33,7 +33,7 @@ function exportAll(store: Store, db = "db"): string {
 }
 
 describe("store", () => {
-  test("buffers past 1.5x the memory cap make writes wait for flushes", async () => {
+  test("buffers past HOT_HARD_LIMIT times the memory cap make writes wait for flushes", async () => {
     // A cap of 200 values, and flush steps that take one buffer at a time (a zero budget):
     // flushing is far slower than writing, as with a flood of new series.
     const cap = 200;
@@ -48,8 +48,8 @@ describe("store", () => {
       if (pending.length === 8) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
-    // A group of requests is committed only below 1.5x the cap: at most one group beyond it.
-    expect(most).toBeLessThanOrEqual(1.5 * cap + 8 * perBatch);
+    // A group of requests is committed only below the limit: at most one group beyond it.
+    expect(most).toBeLessThanOrEqual(HOT_HARD_LIMIT * cap + 8 * perBatch);
     store.flushAll();
     expect(exportAll(store).split("\n").filter(Boolean).length).toBe(batches * perBatch);
     await store.close();

@@ -61,10 +61,12 @@ const FLUSH_STEP_MS = 25;
 const FLUSH_STEP_OVER_CAP_MS = 250;
 /**
  * Past this multiple of the memory cap, writes wait while flushes catch up. Many small
- * buffers (a flood of series) flush slower than they fill: without the wait, 100,000 hosts
- * held twice the cap and more.
+ * buffers (a flood of series) flush slower than they fill, and without a limit buffered
+ * values grow with the backlog (100,000 hosts: twice the cap and rising). A limit close to
+ * the cap halved ingest there for little memory (the buffers' own objects dominate), so this
+ * one is a guard against runaway growth, not a second cap.
  */
-const HOT_HARD_LIMIT = 1.5;
+export const HOT_HARD_LIMIT = 4;
 const MINUTE_NS = 60_000_000_000n;
 /** How often free disk space is looked at. */
 const DISK_CHECK_MS = 1000;
