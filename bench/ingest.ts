@@ -56,6 +56,7 @@ import {
   scrapeMetrics,
   sleep,
   spawnServer,
+  stopServer,
   waitReady,
   within,
   type Scrape,
@@ -193,28 +194,15 @@ function resolveConfig(argv: string[]): BenchConfig {
 // Small helpers: progress, deadline, processes, /proc, directories
 
 /** SIGTERM, then wait for exit; SIGKILL and fail if it takes longer than STOP_TIMEOUT_MS. */
-/** Values still buffered, and series/fields waiting for compaction, from tsdb-pair's /metrics. */
-async function tsdbBacklog(url: string, deadline: Deadline): Promise<{ hot: number; pending: number }> {
-  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(deadline.cap(REQUEST_TIMEOUT_MS)) });
-  const text = await res.text();
-  const gauge = (name: string): number => {
-    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
-    return m === null ? -1 : Number(m[1]);
-  };
-  return { hot: gauge("tsdb_pair_store_hot_values"), pending: gauge("tsdb_pair_store_compaction_pending") };
+/** Values still buffered, and series/fields waiting for compaction, from tsdb-pair's /metrics (-1: unread). */
+async function tsdbBacklog(url: string): Promise<{ hot: number; pending: number }> {
+  const m = await scrapeMetrics(url);
+  return { hot: m?.get("tsdb_pair_store_hot_values") ?? -1, pending: m?.get("tsdb_pair_store_compaction_pending") ?? -1 };
 }
 
-async function stopProcess(server: Server, deadline: Deadline): Promise<{ exit: string; stopMs: number }> {
-  const t0 = performance.now();
-  if (server.exitedYet() === null) server.proc.kill("SIGTERM");
-  const timeout = deadline.cap(STOP_TIMEOUT_MS);
-  const exit = await within(server.exited, timeout);
-  if (exit === null) {
-    server.proc.kill("SIGKILL");
-    await within(server.exited, 5_000);
-    throw new BenchError("stop-timeout", `${server.name} did not exit within ${timeout} ms of SIGTERM; killed it`);
-  }
-  return { exit, stopMs: performance.now() - t0 };
+/** Stops a server gracefully (SIGKILL past STOP_TIMEOUT_MS), see harness stopServer. */
+function stopProcess(server: Server, deadline: Deadline): Promise<{ exit: string; stopSeconds: number }> {
+  return stopServer(server, deadline, STOP_TIMEOUT_MS);
 }
 
 /** Reads VmRSS / VmHWM (bytes) of a live process; null once it has gone. */
@@ -453,7 +441,7 @@ const tsdbPair = (cfg: BenchConfig): SystemSpec => ({
     let last = { hot: -1, pending: -1 };
     let settled = false;
     while (Date.now() < until) {
-      last = await tsdbBacklog(server.url, deadline);
+      last = await tsdbBacklog(server.url);
       if (last.hot === 0 && last.pending === 0) {
         stableSince ||= Date.now();
         if (Date.now() - stableSince >= INFLUX_STABLE_MS) {
@@ -464,7 +452,7 @@ const tsdbPair = (cfg: BenchConfig): SystemSpec => ({
       await sleep(250);
     }
     const settleMs = Date.now() - settleStarted;
-    const { exit, stopMs } = await stopProcess(server, deadline);
+    const { exit, stopSeconds } = await stopProcess(server, deadline);
     const stats = dirStats(join(dir, "data"));
     return {
       bytesOnDisk: stats.allocatedBytes,
@@ -475,7 +463,7 @@ const tsdbPair = (cfg: BenchConfig): SystemSpec => ({
         `pending (/metrics tsdb_pair_store_hot_values and tsdb_pair_store_compaction_pending at 0 for ${INFLUX_STABLE_MS / 1000} s; ` +
         `at most ${INFLUX_FLUSH_MAX_MS / 1000} s), then SIGTERM, waited for exit, and measured every file in the data dir (including SQLite -wal/-shm)`,
       flushed: (exit === "0" || exit === "SIGTERM") && settled,
-      detail: { exit, stopSeconds: round(stopMs / 1000, 3), settled, settleSeconds: round(settleMs / 1000, 1), lastBacklog: last },
+      detail: { exit, stopSeconds, settled, settleSeconds: round(settleMs / 1000, 1), lastBacklog: last },
     };
   },
   validate: validateInfluxQL,

@@ -6,6 +6,7 @@
  * Pure: no I/O, no threads. `packBatch` runs where the body was parsed, `unpackBatch` where
  * the points are stored.
  */
+import { lineTexts } from "./parse.ts";
 import type { FieldType, FieldValue, LineError, ParseResult, PointBatch } from "./types.ts";
 
 const TYPES: readonly FieldType[] = ["float", "integer", "unsigned", "boolean", "string"];
@@ -219,10 +220,6 @@ class UnpackedBatch implements PointBatch {
   }
 
   get raw(): readonly string[] {
-    if (this.rawLines === null) {
-      const text = this.text();
-      this.rawLines = Array.from(this.rawStart, (s, i) => text.slice(s, this.rawEnd[i]!));
-    }
-    return this.rawLines;
+    return (this.rawLines ??= lineTexts(this.text(), this.rawStart, this.rawEnd));
   }
 }

@@ -114,6 +114,11 @@ export function compareKeys(a: string, b: string): number {
   return a.length - b.length;
 }
 
+/** The text of each line of `text`, from its offsets (PointBatch.rawStart/rawEnd). */
+export function lineTexts(text: string, starts: ArrayLike<number>, ends: ArrayLike<number>): string[] {
+  return Array.from(starts, (s, i) => text.slice(s, ends[i]!));
+}
+
 /**
  * A parsed batch over its body. The lines' own text is needed only when a request is partly
  * refused (the frame then keeps the accepted lines), so it is sliced from the body on first use.
@@ -140,7 +145,7 @@ export class ParsedBatch implements PointBatch {
   }
 
   get raw(): readonly string[] {
-    return (this.rawLines ??= Array.from(this.rawStart, (s, i) => this.text.slice(s, this.rawEnd[i]!)));
+    return (this.rawLines ??= lineTexts(this.text, this.rawStart, this.rawEnd));
   }
 }
 
