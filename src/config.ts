@@ -28,6 +28,8 @@ export interface ServeConfig {
   readonly tlsKey: string | null;
   /** PEM file of the CA that signed the twin's certificate, trusted besides the default roots. */
   readonly peerCa: string | null;
+  /** Bytes of the twin's frames behind (plain writes) past which catching up reads its storage. */
+  readonly catchUpBytes: number;
   /** Largest number of points one SELECT may read, and of series it may return. */
   readonly maxSelectPoints: number;
   readonly maxSelectSeries: number;
@@ -74,6 +76,12 @@ export const DEFAULT_WAL_RETENTION_MS = 7 * 24 * 3600_000;
 export const DEFAULT_MIN_FREE_DISK_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_SERIES = 1_000_000;
 export const DEFAULT_WAL_MAX_BYTES = 1024 ** 3;
+/**
+ * Past this many bytes of the twin's frames behind (all plain writes), catching up reads the
+ * twin's storage instead of its frame log: a chunk costs about 2 bytes a value to send and
+ * store, while a frame's lines are parsed and buffered again value by value.
+ */
+export const DEFAULT_CATCH_UP_BYTES = 32 * 1024 ** 2;
 
 /** Engine defaults for a node without a twin (frames are dropped once flushed). */
 export const DEFAULT_ENGINE: EngineConfig = {
@@ -105,6 +113,7 @@ export interface ServeInput {
   peerCa?: string;
   walRetention?: string;
   walMaxBytes?: string | number;
+  catchUpBytes?: string | number;
   maxSelectPoints?: string | number;
   maxSelectSeries?: string | number;
   chunkPoints?: string | number;
@@ -156,6 +165,7 @@ export function resolveServeConfig(input: ServeInput, defaults: { hostname: stri
     tlsCert,
     tlsKey,
     peerCa: input.peerCa === undefined || input.peerCa === "" ? null : input.peerCa,
+    catchUpBytes: input.catchUpBytes === undefined ? DEFAULT_CATCH_UP_BYTES : parseSize(input.catchUpBytes, "--catch-up-bytes"),
     maxSelectPoints: input.maxSelectPoints === undefined ? DEFAULT_MAX_SELECT_POINTS : parseCount(input.maxSelectPoints, "--max-select-points"),
     maxSelectSeries: input.maxSelectSeries === undefined ? DEFAULT_MAX_SELECT_SERIES : parseCount(input.maxSelectSeries, "--max-select-series"),
     engine: {

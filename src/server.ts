@@ -67,6 +67,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
       log,
       fetch: createPeerFetch({ ca: peerCa, runtime }),
       parse: (lines, precision, defaultTime) => workers.parse(lines, precision, defaultTime),
+      catchUpBytes: config.catchUpBytes,
     });
     link = pairLink;
     registerPeerRoutes(app, {

@@ -192,6 +192,75 @@ describe("pairing", () => {
     { timeout: 120_000 },
   );
 
+  /** b stops; a alone takes `requests` writes of its own series (and `then`); b starts again. */
+  async function whileBDown(pair: Pair, acked: Acked, requests: number, then?: () => Promise<void>): Promise<void> {
+    await pair.b.node.stop();
+    for (let r = 0; r < requests; r++) {
+      const lines = Array.from({ length: 50 }, () => {
+        const t = ++clock;
+        return `down,w=${t % 3} f=${t / 8},v=${t}i ${t}`;
+      });
+      const res = await write(pair.a.node.url, lines.join("\n"));
+      expect(res.status).toBe(204);
+      remember(acked, lines);
+    }
+    await then?.();
+    await pair.restart(pair.b);
+  }
+
+  test(
+    "a twin back far behind on plain writes catches up from storage, then streams frames again",
+    async () => {
+      const pair = await startPair({ argsB: ["--catch-up-bytes", "1KiB"] });
+      try {
+        const acked: Acked = new Map();
+        await load(pair, acked, { requests: 2 });
+        await converged(pair);
+        await whileBDown(pair, acked, 20);
+        expectAll(await converged(pair), acked);
+        expect(pair.b.node.stderr()).toContain("catching up from its storage");
+        const b = await peerStatus(pair.b.node.url);
+        expect(b.counters.backfill_values).toBeGreaterThan(0);
+        expect(b.gaps).toEqual([]);
+        // Back on frames: the next writes arrive as frames.
+        await load(pair, acked, { requests: 2 });
+        expectAll(await converged(pair), acked);
+        expect((await peerStatus(pair.b.node.url)).counters.frames_applied).toBeGreaterThan(0);
+      } finally {
+        await pair.close();
+      }
+    },
+    { timeout: 120_000 },
+  );
+
+  test(
+    "a twin back behind a delete replays the frames, so the delete reaches it exactly",
+    async () => {
+      const pair = await startPair({ argsB: ["--catch-up-bytes", "1KiB"] });
+      try {
+        const acked: Acked = new Map();
+        await load(pair, acked, { requests: 2 });
+        await converged(pair);
+        await whileBDown(pair, acked, 20, async () => {
+          const q = "DELETE FROM down WHERE w = '0'";
+          const del = await fetch(`${pair.a.node.url}/query?db=test&q=${encodeURIComponent(q)}`, { method: "POST" });
+          expect(JSON.stringify(await del.json())).not.toContain("error");
+          for (const k of [...acked.keys()]) if (k.startsWith("down,w=0 ")) acked.delete(k);
+        });
+        const after = await converged(pair);
+        expectAll(after, acked);
+        expect(after).not.toContain("down,w=0 ");
+        expect(pair.b.node.stderr()).not.toContain("catching up from its storage");
+        const b = await peerStatus(pair.b.node.url);
+        expect(b.counters.backfill_values).toBe(0);
+        expect(b.counters.frames_applied).toBeGreaterThan(0);
+      } finally {
+        await pair.close();
+      }
+    },
+    { timeout: 120_000 },
+  );
+
   const refused: Array<[string, Parameters<typeof startPair>[0], RegExp]> = [
     ["a twin with another peer secret", { secretB: "not-the-secret" }, /peer secret mismatch/],
     ["a twin that presents our own node id", { idB: "a" }, /our own node id/],

@@ -67,6 +67,7 @@ const KEYS: Record<string, KeySpec> = {
   "peer-secret-file": { field: "peerSecretFile", kind: "string", check: nonEmpty("peer-secret-file") },
   "wal-retention": { field: "walRetention", kind: "string", check: (v) => void parseDuration(v, "wal-retention") },
   "wal-max-bytes": { field: "walMaxBytes", kind: "size", check: (v) => void parseSize(v, "wal-max-bytes") },
+  "catch-up-bytes": { field: "catchUpBytes", kind: "size", check: (v) => void parseSize(v, "catch-up-bytes") },
   "tls-cert": { field: "tlsCert", kind: "string", check: nonEmpty("tls-cert") },
   "tls-key": { field: "tlsKey", kind: "string", check: nonEmpty("tls-key") },
   "peer-ca": { field: "peerCa", kind: "string", check: nonEmpty("peer-ca") },

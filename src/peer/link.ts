@@ -5,10 +5,11 @@
  * trusted from memory. When the twin no longer has the frames we need (a gap), or its store
  * is a new incarnation (disk replaced, restored), the data is refilled from its storage.
  */
+import { DEFAULT_CATCH_UP_BYTES } from "../config.ts";
 import { TsdbError, isTsdbError } from "../errors.ts";
 import type { ParseResult, Precision } from "../lineprotocol/types.ts";
 import type { Logger } from "../log.ts";
-import type { BackfillRecord, Store, TwinIdentity } from "../store/store.ts";
+import type { BackfillRecord, Store, TwinCursor, TwinIdentity } from "../store/store.ts";
 import { decodeFrame, type Frame } from "../wal/frame.ts";
 import { hlcPhysicalMs } from "../wal/hlc.ts";
 import { formatPosition } from "../wal/position.ts";
@@ -55,6 +56,8 @@ export interface PeerLinkOptions {
    * parsing costs too. Without it the store parses them itself.
    */
   readonly parse?: (lines: Uint8Array | string, precision: Precision, defaultTime: bigint) => Promise<ParseResult>;
+  /** Catch up from the twin's storage when this far behind (DEFAULT_CATCH_UP_BYTES when absent). */
+  readonly catchUpBytes?: number;
 }
 
 export interface AddressStatus {
@@ -152,9 +155,11 @@ export class PeerLink {
   private readonly counters = { frames_applied: 0, frames_refused: 0, backfill_values: 0, reconnects: 0 };
   private readonly nowMs: () => number;
   private readonly peerFetch: PeerFetch;
+  private readonly catchUpBytes: number;
 
   constructor(private readonly opts: PeerLinkOptions) {
     this.nowMs = opts.nowMs ?? Date.now;
+    this.catchUpBytes = opts.catchUpBytes ?? DEFAULT_CATCH_UP_BYTES;
     this.peerFetch = opts.fetch ?? createPeerFetch();
     this.addresses = opts.addresses.map((url) => ({ url, reachable: null, lastOkMs: null, lastError: null }));
   }
@@ -311,6 +316,10 @@ export class PeerLink {
               next = async () => {};
               break stream;
             }
+            if (h.writes_only === true && (h.pending_bytes ?? 0) >= this.catchUpBytes) {
+              next = () => this.catchUp(h, stored, h.pending_bytes!);
+              break stream;
+            }
             this.state = "STREAMING";
             continue;
           }
@@ -425,6 +434,17 @@ export class PeerLink {
     await this.backfill(h, `/peer/v1/backfill?since_hlc=${since}&origin=${fresh ? "all" : "self"}`);
   }
 
+  /**
+   * Far behind on plain writes: takes the twin's values newer than our cursor from its
+   * storage, where they are compressed chunks, instead of replaying its frames one by one;
+   * then streams frames again from where that left off. Not a gap: nothing was lost.
+   */
+  private async catchUp(h: Hello, cursor: TwinCursor, pendingBytes: number): Promise<void> {
+    this.opts.log.info("far behind the twin: catching up from its storage", { twin: h.node_id, pending_bytes: pendingBytes, after: cursor.lsn });
+    this.state = "BACKFILLING";
+    await this.backfill(h, `/peer/v1/backfill?since_hlc=${cursor.hlc}&origin=self`);
+  }
+
   /** Records the gap, refills the missing range from the twin's storage, then resumes. */
   private async refillGap(h: Hello, from: number, to: number): Promise<void> {
     const store = this.opts.store;
@@ -444,31 +464,45 @@ export class PeerLink {
     const reader = new MessageReader();
     const twin: TwinIdentity = { nodeId: h.node_id, incarnation: h.incarnation };
     let batch: BackfillRecord[] = [];
+    // One batch is applied while the next is read; batches are applied in order.
+    let applying: Promise<void> = Promise.resolve();
     const flush = async (done?: { lsn: number; hlc: number }) => {
-      const out = await this.opts.store.applyBackfill(twin, batch, done);
-      this.counters.backfill_values += out.stored;
+      const records = batch;
       batch = [];
+      await applying;
+      applying = this.opts.store.applyBackfill(twin, records, done).then((out) => {
+        this.counters.backfill_values += out.stored;
+      });
+      // Its failure is thrown where it is awaited next, not reported as unhandled meanwhile.
+      applying.catch(() => undefined);
     };
-    for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-      for (const m of reader.push(chunk)) {
-        if (m.type === "hello") {
-          if (m.hello.node_id !== h.node_id || m.hello.incarnation !== h.incarnation) {
-            throw new TsdbError("identity", "the twin changed while backfilling; starting over");
+    try {
+      for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+        for (const m of reader.push(chunk)) {
+          if (m.type === "hello") {
+            if (m.hello.node_id !== h.node_id || m.hello.incarnation !== h.incarnation) {
+              throw new TsdbError("identity", "the twin changed while backfilling; starting over");
+            }
+          } else if (m.type === "tomb") {
+            await applying;
+            await this.opts.store.applyTombstones([m.tomb]);
+          } else if (m.type === "record") {
+            batch.push(m.record);
+            if (batch.length >= BACKFILL_BATCH) await flush();
+          } else if (m.type === "done") {
+            await flush(m.done);
+            await applying;
+            this.twin = { nodeId: h.node_id, incarnation: h.incarnation };
+            this.opts.log.info("backfill from the twin complete", { twin: h.node_id, resume_after: m.done.lsn });
+            return;
+          } else if (m.type === "error") {
+            throw new TsdbError("bad_request", `twin reported: ${m.error}`);
           }
-        } else if (m.type === "tomb") {
-          await this.opts.store.applyTombstones([m.tomb]);
-        } else if (m.type === "record") {
-          batch.push(m.record);
-          if (batch.length >= BACKFILL_BATCH) await flush();
-        } else if (m.type === "done") {
-          await flush(m.done);
-          this.twin = { nodeId: h.node_id, incarnation: h.incarnation };
-          this.opts.log.info("backfill from the twin complete", { twin: h.node_id, resume_after: m.done.lsn });
-          return;
-        } else if (m.type === "error") {
-          throw new TsdbError("bad_request", `twin reported: ${m.error}`);
         }
       }
+    } finally {
+      // Leaving early: what is being applied finishes before anything else starts.
+      await applying.catch(() => undefined);
     }
     throw new TsdbError("unavailable", "the backfill stream ended early");
   }

@@ -40,6 +40,8 @@ export const HEARTBEAT_MS = 1000;
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** A backfill yields to the event loop after this long, so ingest keeps going. */
 const BACKFILL_SLICE_MS = 20;
+/** A backfill's records are sent in pieces of about this size, not one write each. */
+const BACKFILL_PACK_BYTES = 256 * 1024;
 
 export interface PeerRouteDeps {
   readonly store: Store;
@@ -99,7 +101,7 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
     const signal = AbortSignal.any([c.req.raw.signal, deps.closing]);
     const compress = c.req.query("compress") === "deflate";
     async function* messages(): AsyncGenerator<Message> {
-      const h = hello(requester);
+      const h: Hello = { ...hello(requester), pending_bytes: store.ownBytesAfter(after), writes_only: store.onlyWritesAfter(after) };
       yield { type: "hello", hello: h };
       if (after > h.latest_lsn) {
         yield { type: "error", error: `you asked for frames after ${store.nodeId}@${after}, but the newest is ${store.nodeId}@${h.latest_lsn}` };
@@ -186,7 +188,7 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
       yield { type: "done", done: { lsn: h.latest_lsn, hlc: h.hlc } };
       log.info("backfill sent", { twin: requester, records });
     }
-    return stream(messages(), log);
+    return stream(messages(), log, BACKFILL_PACK_BYTES);
   });
 
   app.get("/peer/v1/digest", (c) => {
@@ -229,19 +231,35 @@ function commitOrTimeout(store: Store, ms: number, signal: AbortSignal): Promise
 }
 
 /** A streaming response of peer messages. */
-function stream(messages: AsyncGenerator<Message>, log: Logger): Response {
+function stream(messages: AsyncGenerator<Message>, log: Logger, packBytes = 0): Response {
   // The twin may hang up while a message is being prepared; then there is no one to send to.
   let cancelled = false;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
+      // Up to packBytes of messages go out as one piece (a backfill's records are small).
+      const parts: Uint8Array[] = [];
+      let size = 0;
+      const send = () => {
+        if (parts.length > 0) controller.enqueue(parts.length === 1 ? parts[0]! : concat(parts, size));
+      };
       try {
-        const next = await messages.next();
-        if (cancelled) return;
-        if (next.done) controller.close();
-        else controller.enqueue(encodeMessage(next.value));
+        do {
+          const next = await messages.next();
+          if (cancelled) return;
+          if (next.done) {
+            send();
+            controller.close();
+            return;
+          }
+          const bytes = encodeMessage(next.value);
+          parts.push(bytes);
+          size += bytes.length;
+        } while (size < packBytes);
+        send();
       } catch (e) {
         if (cancelled) return;
         log.error("peer stream failed", { error: String(e) });
+        send();
         controller.enqueue(encodeMessage({ type: "error", error: e instanceof Error ? e.message : String(e) }));
         controller.close();
       }
@@ -252,4 +270,14 @@ function stream(messages: AsyncGenerator<Message>, log: Logger): Response {
     },
   });
   return new Response(body, { status: 200, headers: { "Content-Type": "application/x-tsdb-pair-stream", "Cache-Control": "no-store" } });
+}
+
+function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

@@ -19,6 +19,12 @@ export interface Hello {
   readonly applied_of_you: number | null;
   readonly hlc: number;
   readonly time_ms: number;
+  /**
+   * On the frame stream: bytes of the sender's frames after the requester's offset, and
+   * whether they are all plain writes (then the requester may catch up from storage instead).
+   */
+  readonly pending_bytes?: number;
+  readonly writes_only?: boolean;
 }
 
 export interface Heartbeat {

@@ -74,4 +74,19 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE fields ADD COLUMN created_by TEXT`,
     ],
   },
+  {
+    hash: "0006_catch_up",
+    folderMillis: 1_795_000_000_005,
+    bps: true,
+    sql: [
+      // A catch-up from storage lists the chunks newer than the twin's cursor without reading
+      // every chunk row.
+      `CREATE INDEX chunks_by_hlc ON chunks (max_hlc)`,
+      // Own frames that are not plain writes (schema changes, deletes, drops), which only the
+      // frame log carries exactly: a twin behind any of them catches up over frames. Frames
+      // logged before this table existed are all listed, since their kind is not known here.
+      `CREATE TABLE own_schema_frames (lsn INTEGER PRIMARY KEY)`,
+      `INSERT OR IGNORE INTO own_schema_frames (lsn) SELECT lsn FROM frames`,
+    ],
+  },
 ];

@@ -225,6 +225,33 @@ describe("applying a twin's frames", () => {
     expect(range(b).split("\n").filter(Boolean).length).toBe(50);
   });
 
+  test("a whole-store backfill loses nothing that is flushed or compacted while it runs, and sends only the origin asked for", async () => {
+    const [a, b] = [node("a", { ms: 1_000 }), node("b", { ms: 2_000 })];
+    await write(b, "m,h=b v=7 1000");
+    await ship(b, a);
+    const lines = Array.from({ length: 200 }, (_, i) => `m,h=${i % 2} v=${i} ${1000 + i}`);
+    await write(a, lines.join("\n"));
+    a.flushAll();
+    await write(a, "m,h=0 v=-1 5000\nm,h=1 v=-2 5000");
+    // Where the frame stream resumes after the backfill (its hello).
+    const cursor = { lsn: a.latestLsn(), hlc: a.currentHlc() };
+    const gen = a.backfillRecords({ sinceHlc: 0, origin: "a" });
+    // Two hot buffers, then the first stored chunk.
+    const records = [gen.next().value!, gen.next().value!, gen.next().value!];
+    // Meanwhile late values land in both series and compaction rewrites every chunk listed.
+    await write(a, "m,h=0 v=-3 1001\nm,h=1 v=-4 1002");
+    a.flushAll();
+    a.compactAll();
+    for (const r of gen) records.push(r);
+    expect(records.every((r) => r.seriesKey !== "m,h=b")).toBe(true);
+    await b.applyBackfill({ nodeId: "a", incarnation: a.incarnation }, records, cursor);
+    // Then the frames after the backfill's starting point, as the link streams them.
+    await ship(a, b, cursor.lsn);
+    expect(exported(b)).toBe(exported(a));
+    expect(exported(b)).toContain("m,h=0 v=-3 1001\n");
+    expect(exported(b)).toContain("m,h=1 v=-2 5000\n");
+  });
+
   describe("a field written with two types on the two nodes at once", () => {
     // a gives m.f the type integer first (clock 1,000 ms); b, later (2,000 ms), float.
     async function clash(): Promise<{ a: Store; b: Store }> {

@@ -82,8 +82,13 @@ export const chunks = sqliteTable(
     /** The newest version (clock) of any value in the chunk. */
     maxHlc: integer("max_hlc"),
   },
-  (t) => [index("chunks_by_series").on(t.seriesId, t.fieldId, t.minTime)],
+  (t) => [index("chunks_by_series").on(t.seriesId, t.fieldId, t.minTime), index("chunks_by_hlc").on(t.maxHlc)],
 );
+
+/** Own frames that are not plain writes (see migrations 0006). */
+export const ownSchemaFrames = sqliteTable("own_schema_frames", {
+  lsn: integer("lsn").primaryKey(),
+});
 
 /** How far this node applied a twin's frames (exactly-once: advanced in the applying transaction). */
 export const cursors = sqliteTable("cursors", {

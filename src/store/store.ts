@@ -49,6 +49,7 @@ import { Compactor } from "./compaction.ts";
 import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
 import { openDb, type Sqlite } from "./sqlite.ts";
+import { toNumbers } from "./words.ts";
 
 export const STORE_FILE = "tsdb.db";
 /** Holds the pid of the process that has the data directory open. */
@@ -366,6 +367,14 @@ export class Store {
       oldestOwn: sqlite.prepare("SELECT MIN(lsn) FROM frames WHERE origin_id = ?").raw(),
       ownAfter: sqlite.prepare("SELECT lsn, bytes FROM frames WHERE origin_id = ? AND lsn > ? ORDER BY lsn").raw(),
       ownBytesAfter: sqlite.prepare("SELECT COALESCE(SUM(length(bytes)), 0) FROM frames WHERE origin_id = ? AND lsn > ?").raw(),
+      insertSchemaFrame: sqlite.prepare("INSERT OR IGNORE INTO own_schema_frames (lsn) VALUES (?)"),
+      schemaFrameAfter: sqlite.prepare("SELECT 1 FROM own_schema_frames WHERE lsn > ? LIMIT 1").raw(),
+      trimSchemaFrames: sqlite.prepare("DELETE FROM own_schema_frames WHERE lsn < (SELECT COALESCE(MIN(lsn), ?) FROM frames WHERE origin_id = ?)"),
+      chunksNewerThan: sqlite.prepare("SELECT id, series_id, field_id FROM chunks WHERE max_hlc > ? OR max_hlc IS NULL ORDER BY id").raw(),
+      chunkRowById: sqlite
+        .prepare("SELECT times, vals, hlcs, origin_id, origins, min_time, max_time, count, max_hlc FROM chunks WHERE id = ?")
+        .safeIntegers(true)
+        .raw(),
       getCursor: sqlite.prepare("SELECT incarnation, lsn, hlc FROM cursors WHERE origin_id = ?").raw(),
       setCursor: sqlite.prepare(
         "INSERT INTO cursors (origin_id, incarnation, lsn, hlc) VALUES (?, ?, ?, ?) ON CONFLICT (origin_id) DO UPDATE SET incarnation = excluded.incarnation, lsn = excluded.lsn, hlc = excluded.hlc",
@@ -880,6 +889,7 @@ export class Store {
     const frame: Frame = { origin: this.nodeId, lsn: ++this.lastLsn, hlc: this.clock.tick(), op };
     const touched = this.applySchemaToTables(frame, op);
     const info = this.stmts.insertFrame.run([this.selfId, frame.lsn, frame.hlc, encodeFrame(frame)]);
+    this.stmts.insertSchemaFrame.run([frame.lsn]);
     return { pending: p, result: { accepted: touched, conflicts: [], lsn: frame.lsn }, frames: [{ frame, seq: Number(info.lastInsertRowid) }] };
   }
 
@@ -1061,6 +1071,11 @@ export class Store {
     return Number(scalar(this.stmts.ownBytesAfter, [this.selfId, after]) ?? 0);
   }
 
+  /** True when every own frame after `after` is a plain write (no schema change, delete or drop). */
+  onlyWritesAfter(after: Lsn): boolean {
+    return scalar(this.stmts.schemaFrameAfter, [after]) === undefined;
+  }
+
   /** Own frames after `after`, oldest first, up to about `maxBytes` (at least one frame). */
   ownFramesAfter(after: Lsn, maxBytes: number): Array<{ lsn: Lsn; bytes: Uint8Array }> {
     const out: Array<{ lsn: Lsn; bytes: Uint8Array }> = [];
@@ -1150,12 +1165,17 @@ export class Store {
 
   /**
    * Values for a twin that cannot be served from the frame log: every value with a version
-   * newer than `sinceHlc`, written by `origin` (or by anyone when null), one record per
-   * series and field, with versions and origins kept so the twin converges exactly.
+   * newer than `sinceHlc`, written by `origin` (or by anyone when null), in chunk form with
+   * versions and origins kept so the twin converges exactly. Values at or before `sinceHlc`
+   * may come along (the twin has them, and merges by version).
    */
   *backfillRecords(opts: { sinceHlc: number; origin: string | null; db?: string; start?: bigint; end?: bigint }): Generator<BackfillRecord> {
     const since = BigInt(opts.sinceHlc);
     const originId = opts.origin === null ? null : this.nodeIdOf(opts.origin);
+    if (opts.db === undefined && opts.start === undefined && opts.end === undefined) {
+      yield* this.backfillEverything(since, originId);
+      return;
+    }
     const lo = opts.start ?? MIN_TIME;
     const hi = opts.end ?? MAX_TIME;
     for (const db of [...this.catalog.dbs.values()]) {
@@ -1165,35 +1185,95 @@ export class Store {
         for (const series of [...m.series]) {
           for (const field of fields) {
             if (!this.catalog.dbs.has(db.name)) break;
-            const run = this.readRun(series, field, lo, hi, since);
-            const keep: number[] = [];
-            for (let i = 0; i < run.times.length; i++) {
-              const o = typeof run.origins === "number" ? run.origins : run.origins[i]!;
-              if (run.hlcs[i]! > since && (originId === null || o === originId)) keep.push(i);
-            }
-            if (keep.length === 0) continue;
-            const picked = pickRun(run, keep, field.type);
-            // Origins travel as node ids: the twin numbers nodes its own way.
-            const nodes: string[] = [];
-            const index = new Map<number, number>();
-            const local = typeof picked.origins === "number" ? Uint16Array.of(picked.origins) : picked.origins;
-            const mapped = new Uint16Array(local.length);
-            for (let i = 0; i < local.length; i++) {
-              let j = index.get(local[i]!);
-              if (j === undefined) {
-                j = nodes.length;
-                nodes.push(this.catalog.nodeName(local[i]!));
-                index.set(local[i]!, j);
-              }
-              mapped[i] = j;
-            }
-            const origins = typeof picked.origins === "number" ? 0 : mapped;
-            const chunk = encodeChunk({ ...picked, origins: typeof origins === "number" ? 0 : compactOrigins(origins) }, field.type);
-            yield { db: db.name, seriesKey: series.key, measurement: m.name, field: field.name, type: field.type, nodes, chunk };
+            const record = this.backfillRecord(series, field, this.readRun(series, field, lo, hi, since), since, originId);
+            if (record !== null) yield record;
           }
         }
       }
     }
+  }
+
+  /**
+   * The whole-store backfill (a twin catching up, refilling a gap or being seeded), read the
+   * cheap way: chunks newer than `since` are found by their newest version and sent as they
+   * are stored when they have one origin (no decode, no re-encode); hot values go as they are.
+   *
+   * The generator yields between records while the writer goes on flushing and compacting,
+   * so the order matters: hot buffers first, then the chunks listed after that, so a buffer
+   * flushed meanwhile is in the list. A listed chunk gone by the time it is read was rewritten
+   * (compaction, a delete): its series and field are read again whole at the end.
+   */
+  private *backfillEverything(since: bigint, originId: number | null): Generator<BackfillRecord> {
+    const live = (series: SeriesEntry): boolean => this.catalog.dbs.get(series.measurement.db.name) === series.measurement.db;
+    for (const b of [...this.live]) {
+      if (b.length === 0 || !live(b.series)) continue;
+      const record = this.backfillRecord(b.series, b.field, b.snapshot(), since, originId);
+      if (record !== null) yield record;
+    }
+    const listed = this.stmts.chunksNewerThan.all([since]) as Array<[number, number, number]>;
+    const seriesById = new Map<number, SeriesEntry>();
+    for (const db of this.catalog.dbs.values()) for (const series of db.series.values()) seriesById.set(series.id, series);
+    const reread = new Map<string, [SeriesEntry, FieldEntry]>();
+    for (const [id, seriesId, fieldId] of listed) {
+      const series = seriesById.get(seriesId);
+      const field = this.catalog.fieldsById.get(fieldId);
+      if (series === undefined || field === undefined || !live(series)) continue;
+      const row = this.stmts.chunkRowById.get([id]) as
+        | [Uint8Array, Uint8Array, Uint8Array, bigint | null, Uint8Array | null, bigint, bigint, bigint, bigint | null]
+        | undefined;
+      if (row === undefined) {
+        reread.set(`${seriesId}:${fieldId}`, [series, field]);
+        continue;
+      }
+      const [times, vals, hlcs, origin, origins, minTime, maxTime, count, maxHlc] = row;
+      if (origin !== null && maxHlc !== null) {
+        if (originId !== null && Number(origin) !== originId) continue;
+        const m = series.measurement;
+        const chunk: ChunkColumns = { minTime, maxTime, count: Number(count), times, vals, hlcs, originId: 0, origins: null, maxHlc };
+        yield { db: m.db.name, measurement: m.name, seriesKey: series.key, field: field.name, type: field.type, nodes: [this.catalog.nodeName(Number(origin))], chunk };
+        continue;
+      }
+      const run = decodeChunk({ times, vals, hlcs, originId: origin === null ? null : Number(origin), origins }, field.type);
+      const record = this.backfillRecord(series, field, run, since, originId);
+      if (record !== null) yield record;
+    }
+    for (const [series, field] of reread.values()) {
+      if (!live(series) || this.catalog.fieldsById.get(field.id) !== field) continue;
+      const record = this.backfillRecord(series, field, this.readRun(series, field, MIN_TIME, MAX_TIME, since), since, originId);
+      if (record !== null) yield record;
+    }
+  }
+
+  /** The values of `run` newer than `since` and of `originId` (any when null) as a record, or null if none. */
+  private backfillRecord(series: SeriesEntry, field: FieldEntry, run: Run, since: bigint, originId: number | null): BackfillRecord | null {
+    // Clocks are safe integers: compared as doubles, without a bigint per value.
+    const clocks = toNumbers(run.hlcs);
+    const after = Number(since);
+    const keep: number[] = [];
+    for (let i = 0; i < clocks.length; i++) {
+      const o = typeof run.origins === "number" ? run.origins : run.origins[i]!;
+      if (clocks[i]! > after && (originId === null || o === originId)) keep.push(i);
+    }
+    if (keep.length === 0) return null;
+    const picked = keep.length === clocks.length ? run : pickRun(run, keep, field.type);
+    // Origins travel as node ids: the twin numbers nodes its own way.
+    const nodes: string[] = [];
+    const index = new Map<number, number>();
+    const local = typeof picked.origins === "number" ? Uint16Array.of(picked.origins) : picked.origins;
+    const mapped = new Uint16Array(local.length);
+    for (let i = 0; i < local.length; i++) {
+      let j = index.get(local[i]!);
+      if (j === undefined) {
+        j = nodes.length;
+        nodes.push(this.catalog.nodeName(local[i]!));
+        index.set(local[i]!, j);
+      }
+      mapped[i] = j;
+    }
+    const origins = typeof picked.origins === "number" ? 0 : compactOrigins(mapped);
+    const chunk = encodeChunk({ ...picked, origins }, field.type);
+    const m = series.measurement;
+    return { db: m.db.name, seriesKey: series.key, measurement: m.name, field: field.name, type: field.type, nodes, chunk };
   }
 
   /** Tombstones newer than `sinceHlc` (made by `origin`, or by anyone when null), for a backfill. */
@@ -1672,11 +1752,17 @@ export class Store {
   private trimFrames(checkpoint: number, now: boolean): void {
     if (this.engine.frameRetentionMs <= 0) {
       this.stmts.trimFrames.run([checkpoint]);
+      this.stmts.trimSchemaFrames.run([this.lastLsn + 1, this.selfId]);
       return;
     }
     const nowMs = this.nowMs();
     if (!now && nowMs - this.lastTrim < TRIM_EVERY_MS) return;
     this.lastTrim = nowMs;
+    this.trimRetainedFrames(checkpoint, nowMs);
+    this.stmts.trimSchemaFrames.run([this.lastLsn + 1, this.selfId]);
+  }
+
+  private trimRetainedFrames(checkpoint: number, nowMs: number): void {
     this.stmts.trimTwinFrames.run([checkpoint, this.selfId]);
     const cutoff = (nowMs - this.engine.frameRetentionMs) * 1024;
     this.stmts.trimOwnFramesBefore.run([checkpoint, this.selfId, cutoff]);
@@ -1891,7 +1977,8 @@ function oldestVersion(run: Run, nodeName: (id: number) => string): FieldVersion
  */
 function receivedChunk(c: ChunkColumns, run: Run): ChunkColumns {
   const n = run.times.length;
-  let maxHlc = run.hlcs[0]!;
-  for (let i = 1; i < n; i++) if (run.hlcs[i]! > maxHlc) maxHlc = run.hlcs[i]!;
-  return { ...c, minTime: run.times[0]!, maxTime: run.times[n - 1]!, count: n, maxHlc, originId: run.origins as number, origins: null };
+  const clocks = toNumbers(run.hlcs);
+  let max = clocks[0]!;
+  for (let i = 1; i < n; i++) if (clocks[i]! > max) max = clocks[i]!;
+  return { ...c, minTime: run.times[0]!, maxTime: run.times[n - 1]!, count: n, maxHlc: BigInt(max), originId: run.origins as number, origins: null };
 }
