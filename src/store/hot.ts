@@ -5,15 +5,24 @@
  * timestamps (overwrites) are kept side by side and resolved by version when flushed.
  * The buffer remembers the first frame sequence it holds data from, which bounds how far the
  * frame log can be trimmed.
+ *
+ * The values live in a region of a shared slab page (see slab.ts), not in typed arrays of the
+ * buffer's own: with a million small buffers, typed-array objects cost more than the values.
+ * A buffer holds only its page and where its region starts; when full it moves to a region
+ * of the next size class, and when emptied it gives the region back. Every type but string
+ * keeps its values in the page's value column (booleans as 0 and 1); strings stay in a plain
+ * array.
  */
 import type { FieldType, FieldValue } from "../lineprotocol/types.ts";
 import type { FieldEntry, SeriesEntry } from "./catalog.ts";
-import { compactOrigins, newValues, type Run, type Values } from "./run.ts";
+import { compactOrigins, type Run, type Values } from "./run.ts";
+import { copyValues, NO_PAGE, slab, type SlabPage } from "./slab.ts";
 import { compareWords, fromNumbers, splitWords } from "./words.ts";
 
-const INITIAL_CAPACITY = 4;
 /** Rough bytes per buffered value (time, value, version) for the memory cap. */
 export const BYTES_PER_HOT_VALUE = 24;
+/** `origin` of a buffer whose values do not share one: each has its own in the page's origins column. */
+const MIXED = -2;
 
 export class HotBuffer {
   length = 0;
@@ -23,36 +32,26 @@ export class HotBuffer {
   firstAt = 0;
   /** True when two values share a timestamp (the flush must keep the newest version). */
   hasDuplicates = false;
-  private times = new BigInt64Array(INITIAL_CAPACITY);
+  /** The page holding the values (NO_PAGE while empty) and where their region starts in it. */
+  private page: SlabPage = NO_PAGE;
+  private base = 0;
+  /** This buffer in the slab's books, so its region is given back even if it is dropped uncleared. */
+  private readonly holder: number;
+  /** String values; the other types use the page's value column. */
+  private strings: string[] | null;
   /**
-   * The times' memory as 32-bit words, for comparing without reading bigints (see words.ts).
-   * Made on the first late value only: most buffers never need them, and with many series
-   * two extra typed-array objects per buffer add up.
-   */
-  private timesHi: Int32Array | null = null;
-  private timesLo: Uint32Array | null = null;
-  /** Float values live in a typed array; the other types in a plain array. */
-  private floats: Float64Array | null;
-  private others: FieldValue[] | null;
-  /** Version clocks as doubles: they are safe integers (see wal/hlc.ts), and a double store costs no bigint. */
-  private hlcs = new Float64Array(INITIAL_CAPACITY);
-  /**
-   * The origin of every value while they all share one (the usual case: `origin`), and a
-   * column only once a second origin arrives (a twin writing the same series).
+   * The origin of every value while they all share one (the usual case), MIXED once a second
+   * origin arrives (a twin writing the same series), -1 before the first value.
    */
   private origin = -1;
-  private origins: Uint16Array | null = null;
   private lastTime = 0n;
-  /** Set by placeLate when the value just placed meets one of the same time from another node. */
-  private lateConflict = false;
 
   constructor(
     readonly series: SeriesEntry,
     readonly field: FieldEntry,
   ) {
-    const isFloat = field.type === "float";
-    this.floats = isFloat ? new Float64Array(INITIAL_CAPACITY) : null;
-    this.others = isFloat ? null : [];
+    this.strings = field.type === "string" ? [] : null;
+    this.holder = slab.holder(this);
   }
 
   get type(): FieldType {
@@ -64,10 +63,8 @@ export class HotBuffer {
    * conflict). `hlc` is the version clock as a number (safe integer).
    */
   push(time: bigint, value: FieldValue, hlc: number, origin: number, seq: number, nowMs: number): boolean {
-    this.lateConflict = false;
     const n = this.length;
-    if (n === this.times.length) this.grow();
-    let at = n;
+    if (n === this.page.regionSize) this.grow(nowMs);
     if (n === 0) {
       this.firstSeq = seq;
       this.firstAt = nowMs;
@@ -77,128 +74,165 @@ export class HotBuffer {
     } else {
       // Frames are applied in sequence order; the minimum keeps firstSeq right whatever the order.
       if (seq < this.firstSeq) this.firstSeq = seq;
-      if (origin !== this.origin && this.origins === null) this.splitOrigins(n);
-      if (time > this.lastTime) this.lastTime = time;
-      else at = this.placeLate(time, origin, n);
+      if (origin !== this.origin && this.origin !== MIXED) this.mixOrigins(n);
+      if (time <= this.lastTime) return this.insertLate(time, value, hlc, origin, n);
+      this.lastTime = time;
     }
-    this.times[at] = time;
-    if (this.floats !== null) this.floats[at] = value as number;
-    else this.others![at] = value;
-    this.hlcs[at] = hlc;
-    if (this.origins !== null) this.origins[at] = origin;
+    this.put(n, time, value, hlc, origin);
     this.length = n + 1;
-    return this.lateConflict;
+    return false;
   }
 
   /**
-   * Makes room for a value older than the newest one and returns its index: after every value
-   * with a time <= this one, comparing 32-bit words (reading the bigints back would allocate
-   * one per step).
+   * Inserts a value older than the newest one after every value with a time <= its own,
+   * comparing 32-bit words (reading the bigints back would allocate one per step). Returns
+   * whether it meets a value of the same time from another node.
    */
-  private placeLate(time: bigint, origin: number, n: number): number {
+  private insertLate(time: bigint, value: FieldValue, hlc: number, origin: number, n: number): boolean {
     const [vHi, vLo] = splitWords(time);
-    const hi = (this.timesHi ??= new Int32Array(this.times.buffer));
-    const lo = (this.timesLo ??= new Uint32Array(this.times.buffer));
+    const { timesHi, timesLo } = this.page;
+    const base = this.base;
     let at = n;
     let c = 1;
-    while (at > 0 && (c = compareWords(hi, lo, at - 1, vHi, vLo)) > 0) at--;
+    while (at > 0 && (c = compareWords(timesHi, timesLo, base + at - 1, vHi, vLo)) > 0) at--;
+    let conflict = false;
     if (at > 0 && c === 0) {
       this.hasDuplicates = true;
-      if (this.originAt(at - 1) !== origin) this.lateConflict = true;
+      conflict = this.originAt(at - 1) !== origin;
     }
-    if (at < n) this.shiftRight(at, n);
-    return at;
+    if (at < n) {
+      this.move(at, n, at + 1);
+      this.strings?.splice(at, 0, "");
+    }
+    this.put(at, time, value, hlc, origin);
+    this.length = n + 1;
+    return conflict;
+  }
+
+  private put(at: number, time: bigint, value: FieldValue, hlc: number, origin: number): void {
+    const page = this.page;
+    const i = this.base + at;
+    page.times[i] = time;
+    page.hlcs[i] = hlc;
+    if (typeof value === "number") page.floats[i] = value;
+    // An unsigned value wraps to the int64 with the same bytes, which the uint64 view reads back.
+    else if (typeof value === "bigint") page.ints[i] = value;
+    else if (typeof value === "boolean") page.floats[i] = value ? 1 : 0;
+    else this.strings![at] = value;
+    if (this.origin === MIXED) page.origins[i] = origin;
   }
 
   /** Gives every value so far its own origin entry: a second origin has arrived. */
-  private splitOrigins(n: number): void {
-    const origins = new Uint16Array(this.times.length);
-    origins.fill(this.origin, 0, n);
-    this.origins = origins;
+  private mixOrigins(n: number): void {
+    this.page.origins.fill(this.origin, this.base, this.base + n);
+    this.origin = MIXED;
   }
 
-  private shiftRight(at: number, n: number): void {
-    this.times.copyWithin(at + 1, at, n);
-    this.hlcs.copyWithin(at + 1, at, n);
-    this.origins?.copyWithin(at + 1, at, n);
-    if (this.floats !== null) this.floats.copyWithin(at + 1, at, n);
-    else this.others!.splice(at, 0, this.others![at]!);
+  /**
+   * Moves values [from, to) of the region to start at `dest`, in every column. The value
+   * column is copied as bytes whatever the type: copying element by element through the float
+   * view would turn int64 values whose bits look like a NaN (-1, for one) into the canonical NaN.
+   */
+  private move(from: number, to: number, dest: number): void {
+    const page = this.page;
+    const b = this.base;
+    page.times.copyWithin(b + dest, b + from, b + to);
+    page.hlcs.copyWithin(b + dest, b + from, b + to);
+    page.floats.copyWithin(b + dest, b + from, b + to);
+    if (this.origin === MIXED) page.origins.copyWithin(b + dest, b + from, b + to);
   }
 
-  private grow(): void {
-    const cap = this.times.length * 2;
-    const times = new BigInt64Array(cap);
-    times.set(this.times);
-    this.setTimes(times);
-    const hlcs = new Float64Array(cap);
-    hlcs.set(this.hlcs);
-    this.hlcs = hlcs;
-    if (this.origins !== null) {
-      const origins = new Uint16Array(cap);
-      origins.set(this.origins);
-      this.origins = origins;
-    }
-    if (this.floats !== null) {
-      const floats = new Float64Array(cap);
-      floats.set(this.floats);
-      this.floats = floats;
-    }
+  /** Moves the values to a region of the next size class (the first region when empty). */
+  private grow(nowMs: number): void {
+    const from = this.page;
+    const fromBase = this.base;
+    const page = slab.pageWithRoom(this.length + 1, nowMs);
+    const base = page.take();
+    copyValues(from, fromBase, page, base, this.length, this.origin === MIXED);
+    this.setRegion(page, base);
   }
 
-  private setTimes(times: BigInt64Array<ArrayBuffer>): void {
-    this.times = times;
-    this.timesHi = null;
-    this.timesLo = null;
+  /** Gives the region back: an empty buffer holds none. */
+  private release(): void {
+    this.setRegion(NO_PAGE, 0);
+  }
+
+  private setRegion(page: SlabPage, base: number): void {
+    slab.give(this.page, this.base);
+    this.page = page;
+    this.base = base;
+    slab.hold(this.holder, page, base);
   }
 
   timeAt(i: number): bigint {
-    return this.times[i]!;
+    return this.page.times[this.base + i]!;
   }
 
   hlcAt(i: number): bigint {
-    return BigInt(this.hlcs[i]!);
+    return BigInt(this.page.hlcs[this.base + i]!);
   }
 
   originAt(i: number): number {
-    return this.origins === null ? this.origin : this.origins[i]!;
+    return this.origin === MIXED ? this.page.origins[this.base + i]! : this.origin;
   }
 
   /** A copy of the buffered values, in time order (equal times possible, see hasDuplicates). */
   snapshot(): Run {
-    const n = this.length;
-    let values: Values;
-    if (this.floats !== null) values = this.floats.slice(0, n);
-    else {
-      values = newValues(this.field.type, n);
-      for (let i = 0; i < n; i++) (values as FieldValue[])[i] = this.others![i]!;
-    }
+    const page = this.page;
+    const from = this.base;
+    const to = from + this.length;
     return {
-      times: this.times.slice(0, n),
-      values,
-      hlcs: fromNumbers(this.hlcs.subarray(0, n)),
-      origins: this.origins === null ? this.origin : compactOrigins(this.origins.slice(0, n)),
+      times: page.times.slice(from, to),
+      values: this.valuesCopy(from, to),
+      hlcs: fromNumbers(page.hlcs.subarray(from, to)),
+      origins: this.origin === MIXED ? compactOrigins(page.origins.slice(from, to)) : this.origin,
     };
+  }
+
+  private valuesCopy(from: number, to: number): Values {
+    const page = this.page;
+    switch (this.field.type) {
+      case "float":
+        return page.floats.slice(from, to);
+      case "integer":
+        return page.ints.slice(from, to);
+      case "unsigned":
+        return page.uints.slice(from, to);
+      case "boolean":
+        return Array.from(page.floats.subarray(from, to), (v) => v !== 0);
+      case "string":
+        return this.strings!.slice();
+    }
   }
 
   /** Keeps only the values for which `keep(time, hlc, origin)` holds; returns how many were removed. */
   retain(keep: (time: bigint, hlc: bigint, origin: number) => boolean): number {
-    let w = 0;
     const n = this.length;
-    for (let r = 0; r < n; r++) {
-      if (!keep(this.times[r]!, BigInt(this.hlcs[r]!), this.originAt(r))) continue;
-      if (w !== r) {
-        this.times[w] = this.times[r]!;
-        if (this.floats !== null) this.floats[w] = this.floats[r]!;
-        else this.others![w] = this.others![r]!;
-        this.hlcs[w] = this.hlcs[r]!;
-        if (this.origins !== null) this.origins[w] = this.origins[r]!;
+    let w = 0;
+    // Kept values move down a run at a time, one copy per column; each value is asked about once, in order.
+    for (let r = 0; r < n; ) {
+      if (!this.keeps(keep, r)) {
+        r++;
+        continue;
       }
-      w++;
+      let end = r + 1;
+      while (end < n && this.keeps(keep, end)) end++;
+      if (w !== r) {
+        this.move(r, end, w);
+        this.strings?.copyWithin(w, r, end);
+      }
+      w += end - r;
+      r = end + 1; // `end` was dropped (or is past the last value)
     }
     this.length = w;
-    if (this.others !== null) this.others.length = w;
-    if (w > 0) this.lastTime = this.times[w - 1]!;
+    if (this.strings !== null) this.strings.length = w;
+    if (w > 0) this.lastTime = this.timeAt(w - 1);
+    else this.release();
     return n - w;
+  }
+
+  private keeps(keep: (time: bigint, hlc: bigint, origin: number) => boolean, i: number): boolean {
+    return keep(this.timeAt(i), this.hlcAt(i), this.originAt(i));
   }
 
   /** Empties the buffer and gives back its memory. */
@@ -206,11 +240,8 @@ export class HotBuffer {
     this.length = 0;
     this.firstSeq = 0;
     this.hasDuplicates = false;
-    this.setTimes(new BigInt64Array(INITIAL_CAPACITY));
-    this.hlcs = new Float64Array(INITIAL_CAPACITY);
     this.origin = -1;
-    this.origins = null;
-    if (this.floats !== null) this.floats = new Float64Array(INITIAL_CAPACITY);
-    else this.others = [];
+    if (this.strings !== null) this.strings = [];
+    this.release();
   }
 }

@@ -993,6 +993,8 @@ export class Store {
         this.hotValues -= buf.length;
         this.live.delete(buf);
         this.full.delete(buf);
+        // Its region goes back to the slab now, not when the buffer is collected.
+        buf.clear();
       }
     }
   }
@@ -1618,6 +1620,7 @@ export class Store {
           this.hotValues -= b.length;
           this.live.delete(b);
           this.full.delete(b);
+          b.clear();
         }
         s.buffers.clear();
       }
