@@ -192,8 +192,14 @@ describe("pairing", () => {
     { timeout: 120_000 },
   );
 
-  /** b stops; a alone takes `requests` writes of its own series (and `then`); b starts again. */
-  async function whileBDown(pair: Pair, acked: Acked, requests: number, then?: () => Promise<void>): Promise<void> {
+  /**
+   * Both write and converge; then b stops, a alone takes `requests` writes of its own series
+   * (and `then`, given what was acknowledged), and b starts again. Returns what was acknowledged.
+   */
+  async function bBackFromDown(pair: Pair, requests: number, then?: (acked: Acked) => Promise<void>): Promise<Acked> {
+    const acked: Acked = new Map();
+    await load(pair, acked, { requests: 2 });
+    await converged(pair);
     await pair.b.node.stop();
     for (let r = 0; r < requests; r++) {
       const lines = Array.from({ length: 50 }, () => {
@@ -204,8 +210,9 @@ describe("pairing", () => {
       expect(res.status).toBe(204);
       remember(acked, lines);
     }
-    await then?.();
+    await then?.(acked);
     await pair.restart(pair.b);
+    return acked;
   }
 
   test(
@@ -213,10 +220,7 @@ describe("pairing", () => {
     async () => {
       const pair = await startPair({ argsB: ["--catch-up-bytes", "1KiB"] });
       try {
-        const acked: Acked = new Map();
-        await load(pair, acked, { requests: 2 });
-        await converged(pair);
-        await whileBDown(pair, acked, 20);
+        const acked = await bBackFromDown(pair, 20);
         expectAll(await converged(pair), acked);
         expect(pair.b.node.stderr()).toContain("catching up from its storage");
         const b = await peerStatus(pair.b.node.url);
@@ -238,14 +242,11 @@ describe("pairing", () => {
     async () => {
       const pair = await startPair({ argsB: ["--catch-up-bytes", "1KiB"] });
       try {
-        const acked: Acked = new Map();
-        await load(pair, acked, { requests: 2 });
-        await converged(pair);
-        await whileBDown(pair, acked, 20, async () => {
+        const acked = await bBackFromDown(pair, 20, async (written) => {
           const q = "DELETE FROM down WHERE w = '0'";
           const del = await fetch(`${pair.a.node.url}/query?db=test&q=${encodeURIComponent(q)}`, { method: "POST" });
           expect(JSON.stringify(await del.json())).not.toContain("error");
-          for (const k of [...acked.keys()]) if (k.startsWith("down,w=0 ")) acked.delete(k);
+          for (const k of [...written.keys()]) if (k.startsWith("down,w=0 ")) written.delete(k);
         });
         const after = await converged(pair);
         expectAll(after, acked);

@@ -67,6 +67,11 @@ async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> 
     parts.push(value);
     total += value.byteLength;
   }
+  return concatBytes(parts, total);
+}
+
+/** The pieces of a body one after the other (`total`: their summed length). */
+export function concatBytes(parts: readonly Uint8Array[], total: number): Uint8Array {
   if (parts.length === 1) return parts[0]!;
   const out = new Uint8Array(total);
   let at = 0;

@@ -5,6 +5,7 @@
  */
 import type { Hono } from "hono";
 import { TsdbError } from "../errors.ts";
+import { concatBytes } from "../http/body.ts";
 import { sameSecret } from "../secret.ts";
 import type { Logger } from "../log.ts";
 import type { Store } from "../store/store.ts";
@@ -240,7 +241,7 @@ function stream(messages: AsyncGenerator<Message>, log: Logger, packBytes = 0): 
       const parts: Uint8Array[] = [];
       let size = 0;
       const send = () => {
-        if (parts.length > 0) controller.enqueue(parts.length === 1 ? parts[0]! : concat(parts, size));
+        if (parts.length > 0) controller.enqueue(concatBytes(parts, size));
       };
       try {
         do {
@@ -270,14 +271,4 @@ function stream(messages: AsyncGenerator<Message>, log: Logger, packBytes = 0): 
     },
   });
   return new Response(body, { status: 200, headers: { "Content-Type": "application/x-tsdb-pair-stream", "Cache-Control": "no-store" } });
-}
-
-function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -35,6 +35,26 @@ describe("peer messages", () => {
     }
   });
 
+  test("a frame split over many pieces comes out whole, as a copy of its own", () => {
+    const frame = Uint8Array.from({ length: 300_000 }, (_, i) => (i * 7) & 255);
+    const bytes = encodeMessage({ type: "frame", bytes: frame });
+    const reader = new MessageReader();
+    const got: Message[] = [];
+    const pieces: Uint8Array[] = [];
+    // Pieces of uneven sizes, the header itself split.
+    for (let at = 0, k = 0; at < bytes.length; k++) {
+      const piece = bytes.slice(at, at + (k === 0 ? 2 : 1000 + ((k * 7919) % 60_000)));
+      pieces.push(piece);
+      got.push(...reader.push(piece));
+      at += piece.length;
+    }
+    expect(pieces.length).toBeGreaterThan(10);
+    // The frame does not share memory with the pieces it came in.
+    for (const p of pieces) p.fill(0);
+    expect(got).toEqual([{ type: "frame", bytes: frame }]);
+    expect(reader.pending()).toBe(false);
+  });
+
   const broken: Array<[string, Uint8Array, RegExp]> = [
     ["an unknown type", Uint8Array.of(99, 0, 0, 0, 0), /unknown type 99/],
     ["a message over the size limit", Uint8Array.of(2, 255, 255, 255, 255), /over the limit/],

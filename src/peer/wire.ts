@@ -145,36 +145,63 @@ function decodePayload(type: Message["type"], p: Uint8Array): Message {
 
 /** Splits a byte stream into messages, whatever the chunk boundaries. */
 export class MessageReader {
-  private buf: Uint8Array = new Uint8Array(0);
+  /** Bytes received and not yet read, in the pieces they came in (joined once per message). */
+  private parts: Uint8Array[] = [];
+  private size = 0;
 
   /** Adds bytes; returns the messages now complete. */
   push(chunk: Uint8Array): Message[] {
-    if (this.buf.length === 0) this.buf = chunk;
-    else {
-      const joined = new Uint8Array(this.buf.length + chunk.length);
-      joined.set(this.buf);
-      joined.set(chunk, this.buf.length);
-      this.buf = joined;
+    if (chunk.length > 0) {
+      this.parts.push(chunk);
+      this.size += chunk.length;
     }
     const out: Message[] = [];
-    let at = 0;
-    while (this.buf.length - at >= 5) {
-      const code = this.buf[at]!;
+    while (this.size >= 5) {
+      const head = this.front(5);
+      const code = head[0]!;
       const type = TYPES.get(code) ?? bad(`unknown type ${code}`);
-      const len = new DataView(this.buf.buffer, this.buf.byteOffset + at + 1, 4).getUint32(0, true);
+      const len = new DataView(head.buffer, head.byteOffset + 1, 4).getUint32(0, true);
       if (len > MAX_MESSAGE_BYTES) bad(`message of ${len} bytes is over the limit`);
-      if (this.buf.length - at - 5 < len) break;
-      // Copy: the payload must not keep the whole read buffer alive.
-      out.push(decodePayload(type, this.buf.slice(at + 5, at + 5 + len)));
-      at += 5 + len;
+      if (this.size - 5 < len) break;
+      out.push(decodePayload(type, this.take(5 + len).subarray(5)));
     }
-    this.buf = at === this.buf.length ? new Uint8Array(0) : this.buf.slice(at);
     return out;
   }
 
   /** True when bytes of an unfinished message are buffered. */
   pending(): boolean {
-    return this.buf.length > 0;
+    return this.size > 0;
+  }
+
+  /** The first piece, joined with the next ones until it holds at least `n` bytes (n <= size). */
+  private front(n: number): Uint8Array {
+    while (this.parts[0]!.length < n) {
+      const [a, b] = this.parts as [Uint8Array, Uint8Array];
+      const joined = new Uint8Array(a.length + b.length);
+      joined.set(a);
+      joined.set(b, a.length);
+      this.parts.splice(0, 2, joined);
+    }
+    return this.parts[0]!;
+  }
+
+  /**
+   * The next `n` bytes (n <= size) as a copy of their own, so a message never keeps a whole
+   * read buffer alive; every byte is copied once however many pieces it came in.
+   */
+  private take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let at = 0;
+    while (at < n) {
+      const p = this.parts[0]!;
+      const k = Math.min(p.length, n - at);
+      out.set(k === p.length ? p : p.subarray(0, k), at);
+      at += k;
+      if (k === p.length) this.parts.shift();
+      else this.parts[0] = p.subarray(k);
+    }
+    this.size -= n;
+    return out;
   }
 }
 
