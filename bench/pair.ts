@@ -25,11 +25,11 @@
  *  4. catch-up after restart: with b still stopped, a takes --catchup-requests more bodies;
  *     b is started and timed until its i_applied_twin_lsn reaches a's my_latest_lsn (frames,
  *     lines and field values per second, from b answering to caught up; start-up apart).
- *     The path b took (frames from the log, or a re-sync from storage) is reported.
- *  5. catch-up over frames: b keeps running but its link is paused (POST /peer/pause) while
- *     a takes --catchup-requests bodies; timed from POST /peer/resume to caught up.
- *     (A restarted b re-syncs from a's storage instead of resuming from its cursor, so this
- *     is the only phase that times the frame path.)
+ *     The path b took (frames from the log, or a catch-up from storage) is reported.
+ *  5. catch-up after a pause: b keeps running but its link is paused (POST /peer/pause)
+ *     while a takes --catchup-requests bodies; timed from POST /peer/resume to caught up.
+ *     More than --catch-up-bytes behind, b catches up from a's storage (chunks), else over
+ *     frames; give a large --catch-up-bytes to time the frame path in 4 and 5.
  *  6. catch-up across a gap: b's link paused, a restarted with --wal-retention 1s, takes
  *     --gap-requests bodies, waits past the retention and is restarted (its shutdown flush
  *     trims the frames); b resumes, meets the gap and refills from a's storage (backfill).
@@ -120,6 +120,9 @@ Flags (defaults in brackets):
                          twin-down loads) and while b's link is paused [100]
   --gap-requests N       bodies written before the frame log is trimmed (gap catch-up) [100]
   --sync MODE            --sync of both nodes: full, normal or off [full]
+  --catch-up-bytes SIZE  --catch-up-bytes of both nodes (how far behind a twin catches up
+                         from storage instead of frames; a large value times the frame path)
+                         [the node's default]
   --quiet-wait-s N       before each phase, wait at most this long for an idle machine:
                          other processes < 0.25 cores and each server < 0.1 core (its
                          background flushes and compaction done) [60]
@@ -151,6 +154,8 @@ interface Config {
   catchupRequests: number;
   gapRequests: number;
   sync: "full" | "normal" | "off";
+  /** --catch-up-bytes given to both paired nodes, or null for their default. */
+  catchUpBytes: string | null;
   quietWaitMs: number;
   deadlineMs: number;
   keep: boolean;
@@ -193,6 +198,7 @@ function resolveConfig(argv: string[]): Config | "help" {
         "catchup-requests": { type: "string" },
         "gap-requests": { type: "string" },
         sync: { type: "string" },
+        "catch-up-bytes": { type: "string" },
         "quiet-wait-s": { type: "string" },
         "deadline-min": { type: "string" },
         keep: { type: "boolean" },
@@ -243,6 +249,7 @@ function resolveConfig(argv: string[]): Config | "help" {
     catchupRequests: int("catchup-requests", v["catchup-requests"], 100),
     gapRequests: int("gap-requests", v["gap-requests"], 100),
     sync,
+    catchUpBytes: v["catch-up-bytes"] ?? null,
     quietWaitMs: int("quiet-wait-s", v["quiet-wait-s"], 60, 0) * 1000,
     deadlineMs: int("deadline-min", v["deadline-min"], 40) * 60_000,
     keep: v.keep ?? false,
@@ -277,6 +284,7 @@ class Node {
 
   args(extra: string[]): string[] {
     const peer = this.twinPort === null ? [] : ["--peer", `127.0.0.1:${this.twinPort}`, "--peer-secret", SECRET];
+    if (this.twinPort !== null && this.cfg.catchUpBytes !== null) peer.push("--catch-up-bytes", this.cfg.catchUpBytes);
     return ["src/main.ts", "serve", "--listen", `127.0.0.1:${this.port}`, "--data", this.dataDir, "--node-id", this.id, "--sync", this.cfg.sync, ...peer, ...extra];
   }
 
