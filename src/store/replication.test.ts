@@ -252,6 +252,25 @@ describe("applying a twin's frames", () => {
     expect(exported(b)).toContain("m,h=1 v=-2 5000\n");
   });
 
+  test("compaction waits while backfill batches keep coming, as it does for writes", async () => {
+    const clock = { ms: 1_000 };
+    const [a, b] = [node("a", clock), node("b", clock)];
+    await write(a, Array.from({ length: 50 }, (_, i) => `m,h=${i % 5} v=${i} ${1000 + i}`).join("\n"));
+    const records = [...a.backfillRecords({ sinceHlc: 0, origin: "a" })];
+    const twin = { nodeId: "a", incarnation: a.incarnation };
+    // Backfilled chunks are marked for compaction; the batch just committed means "not idle".
+    await b.applyBackfill(twin, records.slice(0, 2));
+    await b.applyBackfill(twin, records.slice(2));
+    await Bun.sleep(50);
+    expect(b.stats().compactionPending).toBeGreaterThan(0);
+    // Once nothing has been committed for a while, compaction takes the idle writer.
+    clock.ms += 2_000;
+    await b.applyBackfill(twin, []);
+    clock.ms += 2_000;
+    for (let i = 0; i < 100 && b.stats().compactionPending > 0; i++) await Bun.sleep(20);
+    expect(b.stats().compactionPending).toBe(0);
+  });
+
   describe("a field written with two types on the two nodes at once", () => {
     // a gives m.f the type integer first (clock 1,000 ms); b, later (2,000 ms), float.
     async function clash(): Promise<{ a: Store; b: Store }> {

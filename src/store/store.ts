@@ -232,6 +232,8 @@ type Pending =
     }
   | {
       readonly kind: "task";
+      /** Part of a stream of writes (the twin's frames, a backfill): the writer is not idle. */
+      readonly stream: boolean;
       /** Runs inside the writer's transaction; returns the frames it stored, to apply after the commit. */
       readonly run: () => { frames: CommittedFrame[]; result: unknown; retyped?: FieldEntry[] };
       readonly resolve: (result: unknown) => void;
@@ -481,6 +483,7 @@ export class Store {
    * removed and rewritten.
    */
   enforceRetention(): Promise<{ dropped: number; trimmed: number }> {
+    // A pass now and then, not one of a stream of writes: compaction may follow it at once.
     return this.task(() => {
       let dropped = 0;
       let trimmed = 0;
@@ -510,7 +513,7 @@ export class Store {
       this.chunkCount -= dropped;
       if (dropped + trimmed > 0) this.log.info("retention removed expired data", { chunks_dropped: dropped, chunks_trimmed: trimmed });
       return { frames: [], result: { dropped, trimmed } };
-    });
+    }, false);
   }
 
   /**
@@ -862,7 +865,9 @@ export class Store {
       }
       (s.pending.resolve as (r: unknown) => void)(s.result);
     }
-    if (staged.some((st) => st.frames.length > 0)) this.lastCommitAt = this.nowMs();
+    // The twin's batches and backfills count as writes too: compaction must not take the
+    // writer between the batches of a catch-up any more than between requests.
+    if (staged.some((st) => st.frames.length > 0 || (st.pending.kind === "task" && st.pending.stream))) this.lastCommitAt = this.nowMs();
     for (const listener of this.commitListeners) listener();
   }
 
@@ -873,11 +878,14 @@ export class Store {
     return { pending: p, result, frames, retyped };
   }
 
-  /** Runs `run` as one writer turn (inside its transaction, in order with writes). */
-  private task<T>(run: () => { frames: CommittedFrame[]; result: T; retyped?: FieldEntry[] }): Promise<T> {
+  /**
+   * Runs `run` as one writer turn (inside its transaction, in order with writes); `stream`
+   * when it is one of a stream of them (see Pending).
+   */
+  private task<T>(run: () => { frames: CommittedFrame[]; result: T; retyped?: FieldEntry[] }, stream = true): Promise<T> {
     if (this.closed) return Promise.reject(new TsdbError("unavailable", "the store is shutting down"));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ kind: "task", run, resolve: resolve as (r: unknown) => void, reject });
+      this.queue.push({ kind: "task", stream, run, resolve: resolve as (r: unknown) => void, reject });
       this.schedule();
     });
   }
