@@ -60,6 +60,8 @@ const KNOWN_RPS = new Set(["", "autogen"]);
 const FLUSH_STEP_MS = 25;
 /** The same while hot buffers are over their memory cap: flushing then outranks ingest. */
 const FLUSH_STEP_OVER_CAP_MS = 250;
+/** At most this many buffers are picked for one flush step (see pickFlush). */
+const PICK_PER_STEP = 65_536;
 /**
  * Past this multiple of the memory cap, writes wait while flushes catch up. Many small
  * buffers (a flood of series) flush slower than they fill, and without a limit buffered
@@ -1681,10 +1683,16 @@ export class Store {
     // when it goes from empty to non-empty), so the oldest come first: the age scan can stop
     // at the first young one, and over the memory cap the oldest go first, which also moves
     // the flush checkpoint (and so frame trimming) along fastest. No sort, no full scan.
-    const picked = new Set<HotBuffer>(this.full);
+    // A step is time-boxed and writes far fewer than PICK_PER_STEP: picking every one of a
+    // million small buffers again for each step cost more than flushing them.
+    const picked = new Set<HotBuffer>();
+    for (const b of this.full) {
+      if (picked.size >= PICK_PER_STEP) return [...picked];
+      picked.add(b);
+    }
     const now = this.nowMs();
     for (const b of this.live) {
-      if (now - b.firstAt < this.engine.flushAgeMs) break;
+      if (now - b.firstAt < this.engine.flushAgeMs || picked.size >= PICK_PER_STEP) break;
       picked.add(b);
     }
     let bytes = this.hotValues * BYTES_PER_HOT_VALUE;
@@ -1692,7 +1700,7 @@ export class Store {
       for (const b of picked) bytes -= b.length * BYTES_PER_HOT_VALUE;
       const target = this.engine.hotMemoryBytes * 0.75;
       for (const b of this.live) {
-        if (bytes <= target) break;
+        if (bytes <= target || picked.size >= PICK_PER_STEP) break;
         if (picked.has(b)) continue;
         picked.add(b);
         bytes -= b.length * BYTES_PER_HOT_VALUE;
