@@ -43,9 +43,7 @@ export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
   const n = run.times.length;
   // Clocks are safe integers: find the largest as doubles (no bigint per value).
   const clocks = toNumbers(run.hlcs);
-  let max = clocks[0]!;
-  for (let i = 1; i < n; i++) if (clocks[i]! > max) max = clocks[i]!;
-  const maxHlc = BigInt(max);
+  const maxHlc = BigInt(maxClock(clocks));
   let originId: number | null = null;
   let origins: Uint8Array | null = null;
   if (typeof run.origins === "number") originId = run.origins;
@@ -61,6 +59,13 @@ export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
     origins,
     maxHlc,
   };
+}
+
+/** The newest of a non-empty run of clocks (safe integers, as doubles: no bigint per value). */
+export function maxClock(clocks: Float64Array): number {
+  let max = clocks[0]!;
+  for (let i = 1; i < clocks.length; i++) if (clocks[i]! > max) max = clocks[i]!;
+  return max;
 }
 
 /** Decodes a chunk row back into a run. */

@@ -44,7 +44,7 @@ import {
   type MeasurementEntry,
   type SeriesEntry,
 } from "./catalog.ts";
-import { decodeChunk, encodeChunk, type ChunkColumns } from "./chunk.ts";
+import { decodeChunk, encodeChunk, maxClock, type ChunkColumns } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
 import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
@@ -1769,15 +1769,12 @@ export class Store {
    * falls further behind is refilled from storage (a recorded gap), never silently skipped.
    */
   private trimFrames(checkpoint: number, now: boolean): void {
-    if (this.engine.frameRetentionMs <= 0) {
-      this.stmts.trimFrames.run([checkpoint]);
-      this.stmts.trimSchemaFrames.run([this.lastLsn + 1, this.selfId]);
-      return;
-    }
+    const paired = this.engine.frameRetentionMs > 0;
+    if (!paired) this.stmts.trimFrames.run([checkpoint]);
     const nowMs = this.nowMs();
     if (!now && nowMs - this.lastTrim < TRIM_EVERY_MS) return;
     this.lastTrim = nowMs;
-    this.trimRetainedFrames(checkpoint, nowMs);
+    if (paired) this.trimRetainedFrames(checkpoint, nowMs);
     this.stmts.trimSchemaFrames.run([this.lastLsn + 1, this.selfId]);
   }
 
@@ -1996,8 +1993,5 @@ function oldestVersion(run: Run, nodeName: (id: number) => string): FieldVersion
  */
 function receivedChunk(c: ChunkColumns, run: Run): ChunkColumns {
   const n = run.times.length;
-  const clocks = toNumbers(run.hlcs);
-  let max = clocks[0]!;
-  for (let i = 1; i < n; i++) if (clocks[i]! > max) max = clocks[i]!;
-  return { ...c, minTime: run.times[0]!, maxTime: run.times[n - 1]!, count: n, maxHlc: BigInt(max), originId: run.origins as number, origins: null };
+  return { ...c, minTime: run.times[0]!, maxTime: run.times[n - 1]!, count: n, maxHlc: BigInt(maxClock(toNumbers(run.hlcs))), originId: run.origins as number, origins: null };
 }
