@@ -148,13 +148,75 @@ describe("encodeFloats/decodeFloats", () => {
     expect(buf.length).toBeLessThanOrEqual(8 * 1000 + 3);
   });
 
-  test("stores doubles with 53 random bits in [0, 100) split, at about 7 bytes per value", () => {
+  test("stores doubles with 53 random bits in [0, 100) split, exponents by prefix code, at under 6.85 bytes per value", () => {
     const rand = mulberry32(8);
     // The bench's --random-floats values: 53 random bits scaled to [0, 100).
     const values = Float64Array.from({ length: 1000 }, () => ((Math.floor(rand() * 2 ** 21) * 2 ** 32 + Math.floor(rand() * 2 ** 32)) / 2 ** 53) * 100);
     const buf = roundTrip(values);
+    expect(readColumnHeader(buf).format).toBe(FORMAT.FLOAT_SPLIT_CODED);
+    // 52 mantissa bits are 6.5 bytes; the exponent's code adds about 2 bits, a fixed index 4.
+    expect(buf.length / values.length).toBeLessThan(6.85);
+  });
+
+  test("keeps a fixed index for exponents used equally often, where no code is shorter", () => {
+    const rand = mulberry32(10);
+    const values = Float64Array.from({ length: 800 }, (_, i) => (1 + rand() + rand() * 2 ** -32) * 2 ** (i % 8));
+    const buf = roundTrip(values);
     expect(readColumnHeader(buf).format).toBe(FORMAT.FLOAT_SPLIT);
-    expect(buf.length / values.length).toBeLessThan(7.1);
+  });
+
+  test("round-trips exponents drawn from skewed distributions, up to thousands of them, in the split form", () => {
+    // Geometric and Fibonacci-like weights give long codes; past 15 bits the fixed index is kept.
+    const exponent = fc.oneof(
+      fc.integer({ min: 0, max: 40 }).map((k) => Math.min(k, fc.sample(fc.integer({ min: 0, max: k }), 1)[0]!)),
+      fc.integer({ min: -1074, max: 1023 }),
+      fc.constantFrom(0, 0, 0, 0, 1, 1, 2),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.tuple(exponent, fc.double({ min: 1, max: 2, noNaN: true }), fc.boolean()), { maxLength: 300 }), (list) => {
+        const values = Float64Array.from(list, ([e, m, neg]) => (neg ? -1 : 1) * m * 2 ** e);
+        const buf = encodeSplitForTest(values);
+        expect(bytesOf(decodeFloats(buf))).toEqual(bytesOf(values));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("falls back to a fixed index when a code would be longer than 15 bits", () => {
+    // Counts 1, 1, 2, 3, 5, 8, ...: Huffman gives the rarest a code as long as the list.
+    const fib = [1, 1];
+    while (fib.length < 20) fib.push(fib[fib.length - 1]! + fib[fib.length - 2]!);
+    const rand = mulberry32(11);
+    const values = Float64Array.from(
+      fib.flatMap((count, e) => Array.from({ length: count }, () => (1 + rand() + rand() * 2 ** -32) * 2 ** e)),
+    );
+    const buf = encodeSplitForTest(values);
+    expect(readColumnHeader(buf).format).toBe(FORMAT.FLOAT_SPLIT);
+    expect(bytesOf(decodeFloats(buf))).toEqual(bytesOf(values));
+  });
+
+  test("refuses a coded split column whose code lengths are not a prefix code, or empty", () => {
+    const rand = mulberry32(12);
+    const values = Float64Array.from({ length: 200 }, () => rand() * 100);
+    const buf = encodeSplitForTest(values);
+    expect(readColumnHeader(buf).format).toBe(FORMAT.FLOAT_SPLIT_CODED);
+    // After the 3-byte header: 11 bits of d - 1, then d 12-bit tops, then d 4-bit lengths.
+    const d = ((buf[3]! << 3) | (buf[4]! >>> 5)) + 1;
+    const lengthsAt = 3 * 8 + 11 + 12 * d;
+    const setLength = (b: Uint8Array, k: number, len: number) => {
+      for (let bit = 0; bit < 4; bit++) {
+        const at = lengthsAt + 4 * k + bit;
+        const mask = 0x80 >>> (at % 8);
+        if ((len >>> (3 - bit)) & 1) b[at >>> 3]! |= mask;
+        else b[at >>> 3]! &= ~mask;
+      }
+    };
+    const allOnes = buf.slice();
+    for (let k = 0; k < d; k++) setLength(allOnes, k, 1);
+    expect(() => decodeFloats(allOnes)).toThrow(/not a prefix code/);
+    const empty = buf.slice();
+    setLength(empty, 0, 0);
+    expect(() => decodeFloats(empty)).toThrow(/empty code/);
   });
 
   test("the split form keeps only the mantissa bits in use: float32 readings cost about 3.4 bytes a value", () => {

@@ -42,7 +42,9 @@ const codecs: Codec[] = [
       ["decimal", encodeFloats(decimalWalk(300, 1))],
       ["Gorilla", encodeFloats(Float64Array.from({ length: 300 }, (_, i) => (i % 50 === 0 ? NaN : Math.PI * (i >> 4))))],
       ["raw", encodeFloats(new Float64Array(Uint32Array.from({ length: 100 }, () => Math.floor(rand() * 2 ** 32)).buffer))],
-      ["split", encodeFloats(Float64Array.from({ length: 300 }, () => rand() * 100))],
+      ["split, exponents by prefix code", encodeFloats(Float64Array.from({ length: 300 }, () => rand() * 100))],
+      // Eight exponents equally often: a fixed 3-bit index is as short as any code.
+      ["split, exponents by index", encodeFloats(Float64Array.from({ length: 300 }, (_, i) => (1 + rand() + rand() * 2 ** -32) * 2 ** (i % 8)))],
     ],
   },
   {
