@@ -22,7 +22,8 @@ import {
 } from "../codec/index.ts";
 import { TsdbError } from "../errors.ts";
 import type { FieldType } from "../lineprotocol/types.ts";
-import type { Run, Values } from "./run.ts";
+import { ROW_OVERHEAD, type PageFit } from "./pagefit.ts";
+import { sliceIndex, type Run, type Values } from "./run.ts";
 import { fromNumbers, toNumbers } from "./words.ts";
 
 export interface ChunkColumns {
@@ -36,6 +37,13 @@ export interface ChunkColumns {
   readonly origins: Uint8Array | null;
   /** The newest version in the chunk. */
   readonly maxHlc: bigint;
+}
+
+/** A chunk row waiting to be inserted with the rest of its step's rows. */
+export interface ChunkRow {
+  readonly seriesId: number;
+  readonly fieldId: number;
+  readonly c: ChunkColumns;
 }
 
 /** Encodes a time-ordered, non-empty run. */
@@ -59,6 +67,35 @@ export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
     origins,
     maxHlc,
   };
+}
+
+/**
+ * Encodes a time-ordered, non-empty run as rows of at most `maxPoints` values, each cut
+ * further where `fit` finds rows of that size sit badly in pages.
+ */
+export function encodeRows(run: Run, type: FieldType, maxPoints: number, fit: PageFit): ChunkColumns[] {
+  const out: ChunkColumns[] = [];
+  const n = run.times.length;
+  for (let from = 0; from < n; from += maxPoints) {
+    const slice = sliceIndex(run, from, Math.min(n, from + maxPoints));
+    const whole = encodeChunk(slice, type);
+    const counts = fit.counts(whole.count, rowBytes(whole));
+    if (counts.length === 1) {
+      out.push(whole);
+      continue;
+    }
+    let at = 0;
+    for (const c of counts) {
+      out.push(encodeChunk(sliceIndex(slice, at, at + c), type));
+      at += c;
+    }
+  }
+  return out;
+}
+
+/** About the bytes of a chunk's row: its columns and a fixed overhead (what `PageFit` plans with). */
+function rowBytes(c: Pick<ChunkColumns, "times" | "vals" | "hlcs" | "origins">): number {
+  return c.times.length + c.vals.length + c.hlcs.length + (c.origins?.length ?? 0) + ROW_OVERHEAD;
 }
 
 /** The newest of a non-empty run of clocks (safe integers, as doubles: no bigint per value). */

@@ -82,4 +82,35 @@ describe("compaction", () => {
     expect(all(again)).toBe(expected);
     await again.close();
   });
+
+  test("leaves rows cut to fit pages as they are, before and after a restart, and merges early flushes into them", async () => {
+    const { store, dir } = open(undefined, 1000);
+    // Full-precision floats: 909 of them make a 6.7 KB row, which a flush cuts in several.
+    const values = Array.from({ length: 909 }, (_, i) => `m v=${Math.sin(i + 0.5) * Math.PI * 1e3} ${i}`);
+    await write(store, values.join("\n"));
+    store.flushAll();
+    const cut = store.stats().chunks;
+    expect(cut).toBeGreaterThan(1);
+    store.compactAll();
+    expect(store.stats().chunks).toBe(cut);
+    const expected = all(store);
+    await store.close();
+    const again = open(dir, 1000).store;
+    again.compactAll();
+    expect(again.stats().chunksCompacted).toBe(0);
+    expect(again.stats().chunks).toBe(cut);
+    // The same values flushed in small pieces end cut the same way once compacted.
+    const other = open(undefined, 1000).store;
+    for (let from = 0; from < values.length; from += 101) {
+      await write(other, values.slice(from, from + 101).join("\n"));
+      other.flushAll();
+    }
+    expect(other.stats().chunks).toBe(9);
+    other.compactAll();
+    expect(other.stats().chunks).toBe(cut);
+    expect(all(other)).toBe(expected);
+    expect(all(again)).toBe(expected);
+    await other.close();
+    await again.close();
+  });
 });

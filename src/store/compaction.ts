@@ -6,8 +6,9 @@
  * leaves either the old chunks or the new ones, never both and never neither.
  */
 import type { FieldType } from "../lineprotocol/types.ts";
-import { decodeChunk, encodeChunk, type ChunkColumns } from "./chunk.ts";
-import { mergeRuns, sliceIndex, type Run, type VersionOrder } from "./run.ts";
+import { decodeChunk, encodeRows, type ChunkRow } from "./chunk.ts";
+import { ROW_OVERHEAD, type PageFit } from "./pagefit.ts";
+import { mergeRuns, type Run, type VersionOrder } from "./run.ts";
 import type { Sqlite } from "./sqlite.ts";
 
 /** What compaction needs from the store. */
@@ -15,8 +16,10 @@ export interface CompactionHost {
   readonly sqlite: Sqlite;
   readonly order: VersionOrder;
   readonly chunkPoints: number;
+  readonly fit: PageFit;
   fieldType(fieldId: number): FieldType | undefined;
-  insertChunk(seriesId: number, fieldId: number, c: ChunkColumns): void;
+  /** Inserts a step's new rows (in an order of its choosing). */
+  insertRows(rows: readonly ChunkRow[]): void;
   /** Called with the number of chunk rows deleted. */
   chunksDeleted(n: number): void;
 }
@@ -30,6 +33,8 @@ interface ChunkMeta {
   readonly min: bigint;
   readonly max: bigint;
   readonly count: number;
+  /** The bytes of its columns. */
+  readonly bytes: number;
 }
 
 export class Compactor {
@@ -45,7 +50,10 @@ export class Compactor {
   constructor(private readonly host: CompactionHost) {
     const db = host.sqlite;
     this.listChunks = db
-      .prepare("SELECT id, min_time, max_time, count FROM chunks WHERE series_id = ? AND field_id = ? ORDER BY min_time, id")
+      // length() of a blob reads only the record header, not the overflow pages.
+      .prepare(
+        "SELECT id, min_time, max_time, count, length(times) + length(vals) + length(hlcs) + ifnull(length(origins), 0) FROM chunks WHERE series_id = ? AND field_id = ? ORDER BY min_time, id",
+      )
       .safeIntegers(true)
       .raw();
     this.readChunk = db.prepare("SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE id = ?").raw();
@@ -87,12 +95,15 @@ export class Compactor {
   step(budgetMs: number): string[] {
     const started = performance.now();
     const done: string[] = [];
+    const rows: ChunkRow[] = [];
     for (const key of this.pending) {
       const colon = key.indexOf(":");
-      this.compactPair(Number(key.slice(0, colon)), Number(key.slice(colon + 1)));
+      this.compactPair(Number(key.slice(0, colon)), Number(key.slice(colon + 1)), rows);
       done.push(key);
       if (performance.now() - started >= budgetMs) break;
     }
+    this.host.insertRows(rows);
+    this.written += rows.length;
     return done;
   }
 
@@ -101,20 +112,20 @@ export class Compactor {
     for (const key of done) this.pending.delete(key);
   }
 
-  private compactPair(seriesId: number, fieldId: number): void {
+  private compactPair(seriesId: number, fieldId: number, rows: ChunkRow[]): void {
     const type = this.host.fieldType(fieldId);
     if (type === undefined) return;
-    const metas = (this.listChunks.all([seriesId, fieldId]) as Array<[bigint, bigint, bigint, bigint]>).map(
-      ([id, min, max, count]): ChunkMeta => ({ id: Number(id), min, max, count: Number(count) }),
+    const metas = (this.listChunks.all([seriesId, fieldId]) as Array<[bigint, bigint, bigint, bigint, bigint]>).map(
+      ([id, min, max, count, bytes]): ChunkMeta => ({ id: Number(id), min, max, count: Number(count), bytes: Number(bytes) }),
     );
-    for (const group of this.groups(metas)) this.merge(seriesId, fieldId, type, group);
+    for (const group of this.groups(metas)) this.merge(seriesId, fieldId, type, group, rows);
   }
 
   /**
    * Groups chunks (ordered by start) worth merging: a chunk that overlaps the group's range
    * must join it; a neighbour joins while it or the group's last chunk is small, up to a
    * bounded size. A group is merged only when it overlaps or when re-splitting it into full
-   * chunks leaves fewer chunks than it has.
+   * chunks, cut to fit pages as a flush cuts them, leaves fewer chunks than it has.
    */
   private groups(metas: readonly ChunkMeta[]): ChunkMeta[][] {
     const full = this.host.chunkPoints;
@@ -122,9 +133,10 @@ export class Compactor {
     let group: ChunkMeta[] = [];
     let max = 0n;
     let count = 0;
+    let bytes = 0;
     let overlapped = false;
     const close = () => {
-      if (group.length > 1 && (overlapped || Math.ceil(count / full) < group.length)) out.push(group);
+      if (group.length > 1 && (overlapped || this.rowsFor(count, bytes) < group.length)) out.push(group);
     };
     for (const m of metas) {
       const last = group[group.length - 1];
@@ -134,12 +146,14 @@ export class Compactor {
         group.push(m);
         if (m.max > max) max = m.max;
         count += m.count;
+        bytes += m.bytes;
         overlapped ||= overlaps;
       } else {
         close();
         group = [m];
         max = m.max;
         count = m.count;
+        bytes = m.bytes;
         overlapped = false;
       }
     }
@@ -147,7 +161,18 @@ export class Compactor {
     return out;
   }
 
-  private merge(seriesId: number, fieldId: number, type: FieldType, group: readonly ChunkMeta[]): void {
+  /** The rows `encodeRows` would cut `count` values of about `bytes` into. */
+  private rowsFor(count: number, bytes: number): number {
+    const full = this.host.chunkPoints;
+    let rows = 0;
+    for (let from = 0; from < count; from += full) {
+      const n = Math.min(full, count - from);
+      rows += this.host.fit.counts(n, (bytes * n) / count + ROW_OVERHEAD).length;
+    }
+    return rows;
+  }
+
+  private merge(seriesId: number, fieldId: number, type: FieldType, group: readonly ChunkMeta[], rows: ChunkRow[]): void {
     const runs: Run[] = [];
     for (const m of group) {
       const row = this.readChunk.get([m.id]) as [Uint8Array, Uint8Array, Uint8Array, number | null, Uint8Array | null];
@@ -155,12 +180,7 @@ export class Compactor {
     }
     // Sorted by start, runs may still overlap; mergeRuns keeps the newest version per time.
     const merged = mergeRuns(runs, type, this.host.order);
-    const n = merged.times.length;
-    for (let from = 0; from < n; from += this.host.chunkPoints) {
-      const part = sliceIndex(merged, from, Math.min(n, from + this.host.chunkPoints));
-      this.host.insertChunk(seriesId, fieldId, encodeChunk(part, type));
-      this.written++;
-    }
+    for (const c of encodeRows(merged, type, this.host.chunkPoints, this.host.fit)) rows.push({ seriesId, fieldId, c });
     let deleted = 0;
     for (const m of group) deleted += this.deleteChunk.run([m.id]).changes;
     this.host.chunksDeleted(deleted);

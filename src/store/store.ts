@@ -44,8 +44,9 @@ import {
   type MeasurementEntry,
   type SeriesEntry,
 } from "./catalog.ts";
-import { decodeChunk, encodeChunk, maxClock, type ChunkColumns } from "./chunk.ts";
+import { decodeChunk, encodeChunk, encodeRows, maxClock, type ChunkColumns, type ChunkRow } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
+import { PageFit, recordBytes } from "./pagefit.ts";
 import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
 import { openDb, type Sqlite } from "./sqlite.ts";
@@ -293,6 +294,8 @@ export class Store {
   private chunkCount = 0;
   private readonly observe: NonNullable<StoreOptions["observe"]>;
   private readonly compactor: Compactor;
+  /** How chunk rows sit in this file's pages. */
+  private readonly fit: PageFit;
   /** Buffers holding values, and those that reached the chunk size. */
   private readonly live = new Set<HotBuffer>();
   private readonly full = new Set<HotBuffer>();
@@ -398,17 +401,20 @@ export class Store {
         .raw(),
       freePages: sqlite.prepare("PRAGMA freelist_count").raw(),
       pageCount: sqlite.prepare("PRAGMA page_count").raw(),
+      pageSize: sqlite.prepare("PRAGMA page_size").raw(),
     };
 
     this.catalog = new Catalog(sqlite);
     this.order = versionOrder((id) => this.catalog.nodeName(id));
     this.recountChunks();
+    this.fit = new PageFit(Number(scalar(this.stmts.pageSize)));
     this.compactor = new Compactor({
       sqlite,
       order: this.order,
       chunkPoints: this.engine.chunkPoints,
+      fit: this.fit,
       fieldType: (id) => this.catalog.fieldsById.get(id)?.type,
-      insertChunk: (seriesId, fieldId, c) => this.insertChunk(seriesId, fieldId, c),
+      insertRows: (rows) => this.insertRows(rows),
       chunksDeleted: (n) => {
         this.chunkCount -= n;
       },
@@ -1715,13 +1721,16 @@ export class Store {
     if (picked.length === 0 && !all) return;
     const started = performance.now();
     const done: HotBuffer[] = [];
+    const rows: ChunkRow[] = [];
     this.stmts.begin.run();
     try {
       for (const b of picked) {
-        if (b.length > 0) this.writeChunk(b);
+        if (b.length > 0) this.encodeBuffer(b, rows);
         done.push(b);
         if (performance.now() - started >= budgetMs) break;
       }
+      this.insertRows(rows);
+      this.chunksWritten += rows.length;
       const checkpoint = this.checkpointAfter(done);
       if (checkpoint > this.checkpointSeq) this.stmts.setMeta.run(["checkpoint_seq", String(checkpoint)]);
       this.trimFrames(Math.max(checkpoint, this.checkpointSeq), all);
@@ -1749,17 +1758,24 @@ export class Store {
     if (this.compactor.hasWork()) this.schedule();
   }
 
-  private writeChunk(b: HotBuffer): void {
+  /** Encodes a buffer's values as chunk rows, to be inserted with the rest of its flush step. */
+  private encodeBuffer(b: HotBuffer, rows: ChunkRow[]): void {
     // Buffers are kept in time order; only repeated timestamps need the version merge.
     const run = b.hasDuplicates ? mergeRuns([b.snapshot()], b.type, this.order) : b.snapshot();
     // A buffer that grew past the chunk size while waiting becomes several full chunks.
     const size = this.engine.chunkPoints;
-    for (let from = 0; from < run.times.length; from += size) {
-      const c = encodeChunk(sliceIndex(run, from, Math.min(run.times.length, from + size)), b.type);
-      this.insertChunk(b.series.id, b.field.id, c);
-      // A chunk flushed early (memory cap, age, shutdown) is worth merging with its neighbours.
-      if (c.count < size) this.compactor.mark(b.series.id, b.field.id);
-      this.chunksWritten++;
+    for (const c of encodeRows(run, b.type, size, this.fit)) rows.push({ seriesId: b.series.id, fieldId: b.field.id, c });
+    // A chunk flushed early (memory cap, age, shutdown) is worth merging with its neighbours.
+    if (run.times.length % size !== 0) this.compactor.mark(b.series.id, b.field.id);
+  }
+
+  /** Inserts a step's new rows in the order that fills leaf pages best (see PageFit.packOrder). */
+  private insertRows(rows: readonly ChunkRow[]): void {
+    // The rowid is stored as NULL in the record.
+    const sizes = rows.map((r) => recordBytes([null, ...chunkColumns(r.seriesId, r.fieldId, r.c)]));
+    for (const i of this.fit.packOrder(sizes)) {
+      const r = rows[i]!;
+      this.insertChunk(r.seriesId, r.fieldId, r.c);
     }
   }
 
@@ -1801,7 +1817,7 @@ export class Store {
   }
 
   private insertChunk(seriesId: number, fieldId: number, c: ChunkColumns): void {
-    this.stmts.insertChunk.run([seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc]);
+    this.stmts.insertChunk.run(chunkColumns(seriesId, fieldId, c));
     this.chunkCount++;
   }
 
@@ -1991,6 +2007,11 @@ function oldestVersion(run: Run, nodeName: (id: number) => string): FieldVersion
  * gives its bounds, count and newest version (not taken on trust), and its one origin as
  * numbered here.
  */
+/** A chunk row's columns after its id, in table order. */
+function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns): Array<number | bigint | Uint8Array | null> {
+  return [seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc];
+}
+
 function receivedChunk(c: ChunkColumns, run: Run): ChunkColumns {
   const n = run.times.length;
   return { ...c, minTime: run.times[0]!, maxTime: run.times[n - 1]!, count: n, maxHlc: BigInt(maxClock(toNumbers(run.hlcs))), originId: run.origins as number, origins: null };
