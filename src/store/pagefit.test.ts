@@ -82,6 +82,11 @@ describe("PageFit", () => {
     });
   }
 
+  test("small rows keep their order, so inserts into the indexes stay local", () => {
+    const sizes = Array.from({ length: 500 }, (_, i) => 60 + ((i * 37) % 400));
+    expect(new PageFit(4096).packOrder(sizes)).toEqual(sizes.map((_, i) => i));
+  });
+
   test("an insertion order from packOrder fills fewer leaves than a poor one, in a real SQLite file", () => {
     // Records of 2,600 and 1,400 bytes: in this order two 2,600s never share a leaf, and
     // each leaf of 1,400s has room left; paired up, one of each fills a leaf.

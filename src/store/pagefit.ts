@@ -91,30 +91,41 @@ export class PageFit {
   }
 
   /**
-   * An order to insert records of these sizes in so leaves fill well: rows are appended in
+   * An order to insert records of these sizes in so leaves fill well. Rows are appended in
    * rowid order, a leaf taking rows until the next one does not fit, so each leaf is filled
-   * with the largest local parts left and topped up with the smallest (first fit decreasing,
-   * in one pass). Returns indexes into `sizes`.
+   * with the largest cells left, then the smallest of the large ones, then small ones (an
+   * eighth of a leaf or less) in their given order: first fit decreasing in one pass, where
+   * it matters. Small rows keep their order, which keeps inserts into the chunk indexes
+   * local when there are many of them. Returns indexes into `sizes`.
    */
   packOrder(sizes: readonly number[]): number[] {
     const cells = sizes.map((s) => this.cellBytes(s));
-    const byCell = Array.from(sizes.keys()).sort((a, b) => cells[b]! - cells[a]!);
+    const smallest = Math.floor(this.leafBytes / 8);
+    const large: number[] = [];
+    const small: number[] = [];
+    for (let i = 0; i < cells.length; i++) (cells[i]! > smallest ? large : small).push(i);
+    large.sort((a, b) => cells[b]! - cells[a]! || a - b);
     const out: number[] = [];
     let lo = 0;
-    let hi = byCell.length - 1;
-    while (lo <= hi) {
+    let hi = large.length - 1;
+    let s = 0;
+    while (lo <= hi || s < small.length) {
       let free = this.leafBytes;
-      while (lo <= hi && cells[byCell[lo]!]! <= free) {
-        free -= cells[byCell[lo]!]!;
-        out.push(byCell[lo++]!);
+      const before = out.length;
+      while (lo <= hi && cells[large[lo]!]! <= free) {
+        free -= cells[large[lo]!]!;
+        out.push(large[lo++]!);
       }
-      while (lo <= hi && cells[byCell[hi]!]! <= free) {
-        free -= cells[byCell[hi]!]!;
-        out.push(byCell[hi--]!);
+      while (lo <= hi && cells[large[hi]!]! <= free) {
+        free -= cells[large[hi]!]!;
+        out.push(large[hi--]!);
       }
-      // A cell larger than a whole leaf cannot happen (local parts are at most maxLocal),
-      // but never loop on one.
-      if (free === this.leafBytes && lo <= hi) out.push(byCell[lo++]!);
+      while (s < small.length && cells[small[s]!]! <= free) {
+        free -= cells[small[s]!]!;
+        out.push(small[s++]!);
+      }
+      // Local parts are at most maxLocal, so a leaf always takes one; never loop regardless.
+      if (out.length === before) out.push(lo <= hi ? large[lo++]! : small[s++]!);
     }
     return out;
   }
@@ -193,22 +204,23 @@ export function recordBytes(columns: ReadonlyArray<number | bigint | Uint8Array 
       body += v.length;
     } else {
       header += 1;
-      body += intBytes(typeof v === "bigint" ? v : BigInt(v));
+      body += intBytes(v);
     }
   }
   // The header's own length is a varint counted in the header.
   return header + varintBytes(header + 1) + body;
 }
 
-function intBytes(v: bigint): number {
+function intBytes(v: number | bigint): number {
+  // SQLite's integer serial types: 0 and 1 cost nothing, else 1, 2, 3, 4, 6 or 8 bytes.
+  if (typeof v === "number") {
+    if (v === 0 || v === 1) return 0;
+    const a = v < 0 ? -v - 1 : v;
+    return a < 0x80 ? 1 : a < 0x8000 ? 2 : a < 0x800000 ? 3 : a < 0x80000000 ? 4 : a < 0x800000000000 ? 6 : 8;
+  }
   if (v === 0n || v === 1n) return 0;
   const a = v < 0n ? -v - 1n : v;
-  if (a < 0x80n) return 1;
-  if (a < 0x8000n) return 2;
-  if (a < 0x800000n) return 3;
-  if (a < 0x80000000n) return 4;
-  if (a < 0x800000000000n) return 6;
-  return 8;
+  return a < 0x80n ? 1 : a < 0x8000n ? 2 : a < 0x800000n ? 3 : a < 0x80000000n ? 4 : a < 0x800000000000n ? 6 : 8;
 }
 
 function varintBytes(v: number): number {

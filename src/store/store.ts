@@ -61,6 +61,8 @@ const KNOWN_RPS = new Set(["", "autogen"]);
 const FLUSH_STEP_MS = 25;
 /** The same while hot buffers are over their memory cap: flushing then outranks ingest. */
 const FLUSH_STEP_OVER_CAP_MS = 250;
+/** A flush step inserts the rows it encodes this many at a time. */
+const INSERT_BATCH = 2048;
 /** At most this many buffers are picked for one flush step (see pickFlush). */
 const PICK_PER_STEP = 65_536;
 /**
@@ -1727,10 +1729,12 @@ export class Store {
       for (const b of picked) {
         if (b.length > 0) this.encodeBuffer(b, rows);
         done.push(b);
+        // Rows are inserted in batches: holding a whole step's (a million at shutdown) would
+        // only grow the heap, and a batch is plenty to fill leaves from.
+        if (rows.length >= INSERT_BATCH) this.insertFlushed(rows.splice(0));
         if (performance.now() - started >= budgetMs) break;
       }
-      this.insertRows(rows);
-      this.chunksWritten += rows.length;
+      this.insertFlushed(rows);
       const checkpoint = this.checkpointAfter(done);
       if (checkpoint > this.checkpointSeq) this.stmts.setMeta.run(["checkpoint_seq", String(checkpoint)]);
       this.trimFrames(Math.max(checkpoint, this.checkpointSeq), all);
@@ -1769,7 +1773,12 @@ export class Store {
     if (run.times.length % size !== 0) this.compactor.mark(b.series.id, b.field.id);
   }
 
-  /** Inserts a step's new rows in the order that fills leaf pages best (see PageFit.packOrder). */
+  private insertFlushed(rows: readonly ChunkRow[]): void {
+    this.insertRows(rows);
+    this.chunksWritten += rows.length;
+  }
+
+  /** Inserts new rows in the order that fills leaf pages best (see PageFit.packOrder). */
   private insertRows(rows: readonly ChunkRow[]): void {
     // The rowid is stored as NULL in the record.
     const sizes = rows.map((r) => recordBytes([null, ...chunkColumns(r.seriesId, r.fieldId, r.c)]));
