@@ -177,8 +177,8 @@ const MAX_CODE_BITS = 15;
  * coded form each top's code length (4 bits), the number of mantissa bits kept m (6 bits,
  * 0..52), then per value its top's index (ceil(log2 d) bits) or code, and the mantissa's
  * upper m bits. Codes are canonical Huffman codes (RFC 1951 §3.2.2): uniform doubles in
- * [0, 100) have about ten exponents, half of them on the top one and a quarter on the next,
- * so a code averages about 2 bits where a fixed index takes 4.
+ * [0, 100) have about ten exponents, a third of the values on each of the top two and half as
+ * many on each further one down, so a code averages about 2 bits where a fixed index takes 4.
  */
 function encodeSplit(words: Uint32Array, n: number): Uint8Array {
   const tops: number[] = [];

@@ -7,7 +7,7 @@
  */
 import type { FieldType } from "../lineprotocol/types.ts";
 import { decodeChunk, encodeRows, type ChunkRow } from "./chunk.ts";
-import { ROW_OVERHEAD, type PageFit } from "./pagefit.ts";
+import { INSERT_BATCH, ROW_OVERHEAD, type PageFit } from "./pagefit.ts";
 import { mergeRuns, type Run, type VersionOrder } from "./run.ts";
 import type { Sqlite } from "./sqlite.ts";
 
@@ -100,11 +100,17 @@ export class Compactor {
       const colon = key.indexOf(":");
       this.compactPair(Number(key.slice(0, colon)), Number(key.slice(colon + 1)), rows);
       done.push(key);
+      // A step without a budget (compactAll) may touch every pair: insert as it goes.
+      if (rows.length >= INSERT_BATCH) this.insert(rows.splice(0));
       if (performance.now() - started >= budgetMs) break;
     }
+    this.insert(rows);
+    return done;
+  }
+
+  private insert(rows: readonly ChunkRow[]): void {
     this.host.insertRows(rows);
     this.written += rows.length;
-    return done;
   }
 
   /** Removes pairs from the pending set (after the transaction that compacted them committed). */

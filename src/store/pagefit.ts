@@ -10,10 +10,10 @@
  * 1.2 KB chunk sat three to a leaf with 13% of it unused.
  *
  * `PageFit.counts` picks how to cut a run into rows: each candidate cut (equal parts, or a
- * row filling whole overflow pages followed by equal parts) is laid out as SQLite would lay
- * out a stream of such rows, and the one costing the fewest bytes, each extra row's index
- * entries included, wins. Sizes are estimated in proportion from the whole run's encoded
- * size, so each candidate is also costed a few percent larger and smaller.
+ * row filling whole overflow pages followed by equal parts) is costed in pages, each extra
+ * row's index entries included, and the cheapest wins. Sizes are estimated in proportion
+ * from the whole run's encoded size, so each candidate is also costed a few percent larger
+ * and smaller. `PageFit.packOrder` then orders a batch of new rows so leaves fill well.
  */
 
 /** What a row costs beyond its columns' bytes: record header, integers, codec headers. */
@@ -36,6 +36,9 @@ const ESTIMATE_ERROR = 0.03;
 
 /** Runs cut into at most this many rows (of at most the chunk size each). */
 const MAX_PARTS = 6;
+
+/** New rows are ordered for insertion (packOrder) in batches of at most this many. */
+export const INSERT_BATCH = 2048;
 
 /** Plans remembered, by size. */
 const MAX_CACHED_PLANS = 4096;
@@ -144,9 +147,8 @@ export class PageFit {
 
   /**
    * Bytes on disk of rows of `sizes`, with their index entries. Overflow pages count whole.
-   * Leaves are filled by `packOrder`, which tops leaves up with small cells: a cell of at most
-   * a quarter leaf costs about its size; a larger one the leaf share of as many such cells
-   * as fit in a leaf.
+   * `packOrder` tops leaves up with smaller cells, so a cell of at most a quarter leaf costs
+   * about its size; a larger one the leaf share of as many such cells as fit in a leaf.
    */
   cost(sizes: readonly number[]): number {
     let bytes = 0;

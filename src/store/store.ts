@@ -46,7 +46,7 @@ import {
 } from "./catalog.ts";
 import { decodeChunk, encodeChunk, encodeRows, maxClock, type ChunkColumns, type ChunkRow } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
-import { PageFit, recordBytes } from "./pagefit.ts";
+import { INSERT_BATCH, PageFit, recordBytes } from "./pagefit.ts";
 import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
 import { openDb, type Sqlite } from "./sqlite.ts";
@@ -66,8 +66,6 @@ const FLUSH_STEP_MS = 25;
  * ms at 50), and with 100,000 hosts writes came in fewer, later turns (39k lines/s, 69k at 50).
  */
 const FLUSH_STEP_OVER_CAP_MS = 50;
-/** A flush step inserts the rows it encodes this many at a time. */
-const INSERT_BATCH = 2048;
 /** At most this many buffers are picked for one flush step (see pickFlush). */
 const PICK_PER_STEP = 65_536;
 /**
@@ -2016,16 +2014,16 @@ function oldestVersion(run: Run, nodeName: (id: number) => string): FieldVersion
   return { hlc: Number(hlc), by };
 }
 
-/**
- * A chunk received from the twin, stored with its own columns: the run decoded from them
- * gives its bounds, count and newest version (not taken on trust), and its one origin as
- * numbered here.
- */
 /** A chunk row's columns after its id, in table order. */
 function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns): Array<number | bigint | Uint8Array | null> {
   return [seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc];
 }
 
+/**
+ * A chunk received from the twin, stored with its own columns: the run decoded from them
+ * gives its bounds, count and newest version (not taken on trust), and its one origin as
+ * numbered here.
+ */
 function receivedChunk(c: ChunkColumns, run: Run): ChunkColumns {
   const n = run.times.length;
   return { ...c, minTime: run.times[0]!, maxTime: run.times[n - 1]!, count: n, maxHlc: BigInt(maxClock(toNumbers(run.hlcs))), originId: run.origins as number, origins: null };
