@@ -82,28 +82,29 @@ describe("PageFit", () => {
     });
   }
 
-  test("small rows keep their order, so inserts into the indexes stay local", () => {
-    const sizes = Array.from({ length: 500 }, (_, i) => 60 + ((i * 37) % 400));
-    expect(new PageFit(4096).packOrder(sizes)).toEqual(sizes.map((_, i) => i));
+  test("rows move at most a few places from their given order, and all of them are kept", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 40, max: 9000 }), { maxLength: 300 }), (sizes) => {
+        const order = new PageFit(4096).packOrder(sizes);
+        expect([...order].sort((a, b) => a - b)).toEqual(sizes.map((_, i) => i));
+        order.forEach((from, to) => expect(Math.abs(from - to)).toBeLessThanOrEqual(16));
+      }),
+    );
   });
 
-  test("an insertion order from packOrder fills fewer leaves than a poor one, in a real SQLite file", () => {
-    // Records of 2,600 and 1,400 bytes: in this order two 2,600s never share a leaf, and
-    // each leaf of 1,400s has room left; paired up, one of each fills a leaf.
-    const blobs = [...Array.from({ length: 40 }, () => new Uint8Array(2590)), ...Array.from({ length: 40 }, () => new Uint8Array(1390))];
+  test("an insertion order from packOrder fills fewer leaves than the given one, in a real SQLite file", () => {
+    // Records of 2,600 and 1,400 bytes, three of each in turn: in this order a 2,600 sits
+    // alone and two 1,400s share a leaf with room left; one of each fills a leaf.
+    const blobs = Array.from({ length: 78 }, (_, i) => new Uint8Array(i % 6 < 3 ? 2590 : 1390));
     const fit = new PageFit(4096);
-    const sizes = blobs.map((b) => recordBytes([null, 1, b]));
-    const order = fit.packOrder(sizes);
-    expect([...order].sort((a, b) => a - b)).toEqual(blobs.map((_, i) => i));
+    const order = fit.packOrder(blobs.map((b) => recordBytes([null, 1, b])));
     const leaves = (indexes: readonly number[]) => {
       const db = memoryDb(4096);
       const insert = db.prepare("INSERT INTO t (n, b) VALUES (1, ?)");
       for (const i of indexes) insert.run([blobs[i]!]);
       return payloads(db).leaves;
     };
-    const asGiven = leaves(blobs.map((_, i) => i));
-    const packed = leaves(order);
-    expect(asGiven).toBeGreaterThanOrEqual(60);
-    expect(packed).toBeLessThanOrEqual(41);
+    expect(leaves(blobs.map((_, i) => i))).toBeGreaterThanOrEqual(48);
+    expect(leaves(order)).toBeLessThanOrEqual(40);
   });
 });

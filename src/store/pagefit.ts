@@ -10,10 +10,11 @@
  * 1.2 KB chunk sat three to a leaf with 13% of it unused.
  *
  * `PageFit.counts` picks how to cut a run into rows: each candidate cut (equal parts, or a
- * row filling whole overflow pages followed by equal parts) is costed in pages, each extra
- * row's index entries included, and the cheapest wins. Sizes are estimated in proportion
- * from the whole run's encoded size, so each candidate is also costed a few percent larger
- * and smaller. `PageFit.packOrder` then orders a batch of new rows so leaves fill well.
+ * row filling whole overflow pages followed by equal parts) is costed in pages, with each
+ * row's index entries and a charge for reading it, and the cheapest wins. Sizes are
+ * estimated in proportion from the whole run's encoded size, so each candidate is also
+ * costed a few percent larger and smaller. `PageFit.packOrder` then moves rows of a batch a
+ * few places where that fills a leaf's gap.
  */
 
 /** What a row costs beyond its columns' bytes: record header, integers, codec headers. */
@@ -28,14 +29,24 @@ const CELL_EXTRA = 8;
 /** The first overflow page's number, in the cell of a record that overflows. */
 const OVERFLOW_POINTER = 4;
 
-/** What a small cell costs per byte once leaves are packed (page header, last gaps). */
-const SMALL_CELL_WASTE = 1.05;
+/**
+ * A row's cost to reads, in bytes of disk it is worth: a query seeks and decodes each row,
+ * so a cut has to save real space (a local part no other row can share a leaf with), not
+ * the last few percent.
+ */
+const READ_BYTES_PER_ROW = 128;
+
+/** Rows are costed as a stream of this many repeats of a cut. */
+const REPEATS = 48;
 
 /** The relative error of a proportional size estimate that candidates are costed against. */
 const ESTIMATE_ERROR = 0.03;
 
 /** Runs cut into at most this many rows (of at most the chunk size each). */
 const MAX_PARTS = 6;
+
+/** How far past the next row `packOrder` looks for one that fills a leaf's gap. */
+const LOOKAHEAD = 16;
 
 /** New rows are ordered for insertion (packOrder) in batches of at most this many. */
 export const INSERT_BATCH = 2048;
@@ -94,41 +105,36 @@ export class PageFit {
   }
 
   /**
-   * An order to insert records of these sizes in so leaves fill well. Rows are appended in
-   * rowid order, a leaf taking rows until the next one does not fit, so each leaf is filled
-   * with the largest cells left, then the smallest of the large ones, then small ones (an
-   * eighth of a leaf or less) in their given order: first fit decreasing in one pass, where
-   * it matters. Small rows keep their order, which keeps inserts into the chunk indexes
-   * local when there are many of them. Returns indexes into `sizes`.
+   * An order to insert records of these sizes in so leaves fill well, staying close to the
+   * given order (which the caller chose for reads). Rows are appended in rowid order, a leaf
+   * taking rows until the next one does not fit; here, when the next one does not fit, the
+   * largest that does among the following LOOKAHEAD fills the gap first. Returns indexes
+   * into `sizes`.
    */
   packOrder(sizes: readonly number[]): number[] {
+    const n = sizes.length;
     const cells = sizes.map((s) => this.cellBytes(s));
-    const smallest = Math.floor(this.leafBytes / 8);
-    const large: number[] = [];
-    const small: number[] = [];
-    for (let i = 0; i < cells.length; i++) (cells[i]! > smallest ? large : small).push(i);
-    large.sort((a, b) => cells[b]! - cells[a]! || a - b);
+    const taken = new Uint8Array(n);
     const out: number[] = [];
-    let lo = 0;
-    let hi = large.length - 1;
-    let s = 0;
-    while (lo <= hi || s < small.length) {
-      let free = this.leafBytes;
-      const before = out.length;
-      while (lo <= hi && cells[large[lo]!]! <= free) {
-        free -= cells[large[lo]!]!;
-        out.push(large[lo++]!);
+    let free = this.leafBytes;
+    let next = 0;
+    while (out.length < n) {
+      while (taken[next] === 1) next++;
+      let pick = next;
+      if (cells[next]! > free) {
+        pick = -1;
+        for (let j = next + 1, end = Math.min(n, next + 1 + LOOKAHEAD); j < end; j++) {
+          if (taken[j] === 0 && cells[j]! <= free && (pick < 0 || cells[j]! > cells[pick]!)) pick = j;
+        }
+        if (pick < 0) {
+          // Nothing near fits the gap: the next row starts a new leaf.
+          free = this.leafBytes;
+          pick = next;
+        }
       }
-      while (lo <= hi && cells[large[hi]!]! <= free) {
-        free -= cells[large[hi]!]!;
-        out.push(large[hi--]!);
-      }
-      while (s < small.length && cells[small[s]!]! <= free) {
-        free -= cells[small[s]!]!;
-        out.push(small[s++]!);
-      }
-      // Local parts are at most maxLocal, so a leaf always takes one; never loop regardless.
-      if (out.length === before) out.push(lo <= hi ? large[lo++]! : small[s++]!);
+      taken[pick] = 1;
+      out.push(pick);
+      free -= Math.min(cells[pick]!, free);
     }
     return out;
   }
@@ -146,19 +152,27 @@ export class PageFit {
   }
 
   /**
-   * Bytes on disk of rows of `sizes`, with their index entries. Overflow pages count whole.
-   * `packOrder` tops leaves up with smaller cells, so a cell of at most a quarter leaf costs
-   * about its size; a larger one the leaf share of as many such cells as fit in a leaf.
+   * What rows of `sizes` cost, in bytes. New rows go in by field then series, so a flush
+   * writes a stream of like rows: the cost is that of `sizes` repeated, laid out as SQLite
+   * lays out appended rows (overflow pages whole, a leaf taking cells until the next does
+   * not fit), per repeat, plus per row its index entries and a charge for reading it.
    */
   cost(sizes: readonly number[]): number {
-    let bytes = 0;
-    for (const s of sizes) {
-      const local = this.localBytes(s);
-      if (local < s) bytes += Math.ceil((s - local) / this.overflowBytes) * this.pageSize;
-      const cell = this.cellBytes(s);
-      bytes += cell * 4 <= this.leafBytes ? cell * SMALL_CELL_WASTE : this.pageSize / Math.floor(this.leafBytes / cell);
+    let pages = 0;
+    let free = 0;
+    for (let r = 0; r < REPEATS; r++) {
+      for (const s of sizes) {
+        const local = this.localBytes(s);
+        if (local < s) pages += Math.ceil((s - local) / this.overflowBytes);
+        const cell = this.cellBytes(s);
+        if (cell > free) {
+          pages++;
+          free = this.leafBytes;
+        }
+        free -= cell;
+      }
     }
-    return bytes + sizes.length * INDEX_BYTES_PER_ROW;
+    return (pages * this.pageSize) / REPEATS + sizes.length * (INDEX_BYTES_PER_ROW + READ_BYTES_PER_ROW);
   }
 
   private choose(bytes: number): readonly number[] {
