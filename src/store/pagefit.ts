@@ -57,11 +57,11 @@ const MAX_CACHED_PLANS = 4096;
 /** The row layout arithmetic of one page size (SQLite's "usable size": no reserved bytes). */
 export class PageFit {
   /** The largest record kept wholly in a table leaf. */
-  readonly maxLocal: number;
+  private readonly maxLocal: number;
   /** The smallest local part of an overflowing record. */
-  readonly minLocal: number;
+  private readonly minLocal: number;
   /** Record bytes one overflow page holds. */
-  readonly overflowBytes: number;
+  private readonly overflowBytes: number;
   private readonly leafBytes: number;
   private readonly plans = new Map<number, readonly number[]>();
 

@@ -1788,12 +1788,10 @@ export class Store {
    */
   private insertRows(rows: readonly ChunkRow[]): void {
     const sorted = [...rows].sort((a, b) => a.fieldId - b.fieldId || a.seriesId - b.seriesId || (a.c.minTime < b.c.minTime ? -1 : 1));
+    const columns = sorted.map((r) => chunkColumns(r.seriesId, r.fieldId, r.c));
     // The rowid is stored as NULL in the record.
-    const sizes = sorted.map((r) => recordBytes([null, ...chunkColumns(r.seriesId, r.fieldId, r.c)]));
-    for (const i of this.fit.packOrder(sizes)) {
-      const r = sorted[i]!;
-      this.insertChunk(r.seriesId, r.fieldId, r.c);
-    }
+    const sizes = columns.map((c) => recordBytes([null, ...c]));
+    for (const i of this.fit.packOrder(sizes)) this.insertColumns(columns[i]!);
   }
 
   /**
@@ -1834,7 +1832,11 @@ export class Store {
   }
 
   private insertChunk(seriesId: number, fieldId: number, c: ChunkColumns): void {
-    this.stmts.insertChunk.run(chunkColumns(seriesId, fieldId, c));
+    this.insertColumns(chunkColumns(seriesId, fieldId, c));
+  }
+
+  private insertColumns(columns: ReturnType<typeof chunkColumns>): void {
+    this.stmts.insertChunk.run(columns);
     this.chunkCount++;
   }
 
