@@ -46,7 +46,7 @@ export interface EngineConfig {
   readonly flushAgeMs: number;
   /** Estimated bytes of all hot buffers above which the largest are flushed early. */
   readonly hotMemoryBytes: number;
-  /** How long one flush step may hold the writer while buffers are over that cap (default 250 ms). */
+  /** How long one flush step may hold the writer while buffers are over that cap (default 50 ms). */
   readonly overCapFlushStepMs?: number;
   /**
    * How long own frames are kept for the twin after they are flushed (0: not at all, when

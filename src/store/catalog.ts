@@ -42,8 +42,8 @@ export class MeasurementEntry {
 }
 
 export class SeriesEntry {
-  /** Hot buffers of this series, by field id. */
-  readonly buffers = new Map<number, HotBuffer>();
+  /** Hot buffers of this series: one, unless it has more fields than a buffer has columns. */
+  readonly buffers: HotBuffer[] = [];
   private tagList: ReadonlyArray<readonly [string, string]> | null = null;
   constructor(
     readonly id: number,

@@ -1,70 +1,128 @@
 /**
- * A hot buffer: the unflushed values of one series and field, kept in time order. Concurrent
- * requests commit in any order, so values arrive slightly out of order; each is inserted at
- * its place by a short backwards scan, which is far cheaper than sorting at flush. Equal
- * timestamps (overwrites) are kept side by side and resolved by version when flushed.
+ * A hot buffer: the unflushed lines of one series, kept in time order, one row a line with a
+ * column for each of (up to MAX_COLUMNS of) the series' fields. A row has a mask of the
+ * columns the line set; the flush turns each column into chunks of its own, as if every field
+ * had been buffered apart. One buffer a series, not one a field, because with a hundred
+ * thousand hosts the buffers' own objects were most of the memory, and the lines' fields share
+ * one time, version and origin.
+ *
+ * Concurrent requests commit in any order, so rows arrive slightly out of order; each is
+ * inserted at its place by a short backwards scan, which is far cheaper than sorting at flush.
+ * Rows of equal time (overwrites) are kept side by side and resolved by version when flushed.
  * The buffer remembers the first frame sequence it holds data from, which bounds how far the
  * frame log can be trimmed.
  *
- * The values live in a region of a shared slab page (see slab.ts), not in typed arrays of the
- * buffer's own: with a million small buffers, typed-array objects cost more than the values.
- * A buffer holds only its page and where its region starts; when full it moves to a region
- * of the next size class, and when emptied it gives the region back. Every type but string
- * keeps its values in the page's value column (booleans as 0 and 1); strings stay in a plain
- * array.
+ * The rows live in a region of a shared row page and the values in a region of a shared value
+ * page (see slab.ts), column after column, `capacity` slots each; not in typed arrays of the
+ * buffer's own, which would cost more than the values of a small buffer. When full the buffer
+ * moves to regions of the next size class, and when emptied it gives them back. Every type but
+ * string keeps its values in the value page (booleans as 0 and 1); strings stay in plain arrays.
  */
-import type { FieldType, FieldValue } from "../lineprotocol/types.ts";
+import type { FieldValue } from "../lineprotocol/types.ts";
 import type { FieldEntry, SeriesEntry } from "./catalog.ts";
 import { compactOrigins, type Run, type Values } from "./run.ts";
-import { copyValues, NO_PAGE, slab, type SlabPage } from "./slab.ts";
+import { copyRows, copySlots, NO_PAGE, regionSizeFor, rowSlab, valueSlab, type SlabPage } from "./slab.ts";
 import { compareWords, fromNumbers, splitWords } from "./words.ts";
 
-/** Rough bytes per buffered value (time, value, version) for the memory cap. */
-export const BYTES_PER_HOT_VALUE = 24;
-/** `origin` of a buffer whose values do not share one: each has its own in the page's origins column. */
+/** Columns of one buffer: a row's mask is one 32-bit word. A series with more fields has more buffers. */
+export const MAX_COLUMNS = 32;
+/** Bytes per buffered row (time, version, mask, origin) and per buffered value, for the memory cap. */
+export const BYTES_PER_HOT_ROW = 22;
+export const BYTES_PER_HOT_VALUE = 8;
+/** `origin` of a buffer whose rows do not share one: each has its own in the row page's origins column. */
 const MIXED = -2;
 
 export class HotBuffer {
+  /** Rows buffered. */
   length = 0;
+  /** Values buffered: the columns set, over all rows. */
+  values = 0;
   /** Sequence number of the oldest frame whose values are still only here. */
   firstSeq = 0;
-  /** When (ms) the oldest unflushed value arrived. */
+  /** When (ms) the oldest unflushed row arrived. */
   firstAt = 0;
-  /** True when two values share a timestamp (the flush must keep the newest version). */
+  /** True when two rows share a time (the flush must keep the newest version of each value). */
   hasDuplicates = false;
-  /** The page holding the values (NO_PAGE while empty) and where their region starts in it. */
-  private page: SlabPage = NO_PAGE;
-  private base = 0;
-  /** This buffer in the slab's books, so its region is given back even if it is dropped uncleared. */
-  private readonly holder: number;
-  /** String values; the other types use the page's value column. */
-  private strings: string[] | null;
+  /** The field of each column. A retyped field is a new entry with the same id (see replaceField). */
+  readonly fields: FieldEntry[] = [];
+  /** The row page and value page (NO_PAGE while empty) and where the buffer's regions start. */
+  private rows: SlabPage = NO_PAGE;
+  private rowBase = 0;
+  private vals: SlabPage = NO_PAGE;
+  private valBase = 0;
+  /** Rows the regions have room for: column c's values start at valBase + c * capacity. */
+  private capacity = 0;
+  /** This buffer in the slabs' books, so its regions are given back even if it is dropped uncleared. */
+  private readonly rowHolder: number;
+  private readonly valHolder: number;
+  /** Values of string columns, a slot a row (null for other columns, and until a string column comes). */
+  private strings: Array<string[] | null> | null = null;
   /**
-   * The origin of every value while they all share one (the usual case), MIXED once a second
-   * origin arrives (a twin writing the same series), -1 before the first value.
+   * The origin of every row while they all share one (the usual case), MIXED once a second
+   * origin arrives (a twin writing the same series), -1 before the first row.
    */
   private origin = -1;
   private lastTime = 0n;
+  /** The line whose row was inserted last (see rowOf). */
+  private line = -1;
+  /** The row inserted last, and how many rows just before it share its time (to find conflicts). */
+  private lastRow = -1;
+  private sameTimeBefore = 0;
 
-  constructor(
-    readonly series: SeriesEntry,
-    readonly field: FieldEntry,
-  ) {
-    this.strings = field.type === "string" ? [] : null;
-    this.holder = slab.holder(this);
+  constructor(readonly series: SeriesEntry) {
+    this.rowHolder = rowSlab.holder(this);
+    this.valHolder = valueSlab.holder(this);
   }
 
-  get type(): FieldType {
-    return this.field.type;
+  get width(): number {
+    return this.fields.length;
+  }
+
+  /** Bytes the buffered rows and values stand for in the memory cap. */
+  get bytes(): number {
+    return this.length * BYTES_PER_HOT_ROW + this.values * BYTES_PER_HOT_VALUE;
+  }
+
+  /** The column of a field, by id, or -1; `hint` is tried first (a line's fields usually come in one order). */
+  columnOf(fieldId: number, hint = 0): number {
+    const fields = this.fields;
+    if (hint < fields.length && fields[hint]!.id === fieldId) return hint;
+    for (let c = 0; c < fields.length; c++) if (fields[c]!.id === fieldId) return c;
+    return -1;
+  }
+
+  /** Adds a column for `field` (the buffer must have fewer than MAX_COLUMNS); returns it. */
+  addColumn(field: FieldEntry, nowMs: number): number {
+    const col = this.fields.length;
+    if (col >= MAX_COLUMNS) throw new Error(`a hot buffer has at most ${MAX_COLUMNS} columns`);
+    this.fields.push(field);
+    if (field.type === "string") this.stringsOf(col);
+    // The value region is laid out for the old width: lay it out again with room for one more column.
+    if (this.capacity > 0) this.moveTo(Math.max(this.length, 1), col, nowMs);
+    return col;
   }
 
   /**
-   * Adds a value; returns true when it meets a value of the same time from another node (a
-   * conflict). `hlc` is the version clock as a number (safe integer).
+   * The row of line `line` (any number that differs from the previous line's), inserted on
+   * the line's first value (see insertRow).
    */
-  push(time: bigint, value: FieldValue, hlc: number, origin: number, seq: number, nowMs: number): boolean {
+  rowOf(line: number, time: bigint, hlc: number, origin: number, seq: number, nowMs: number): number {
+    if (this.line !== line || this.lastRow < 0) {
+      this.line = line;
+      this.insertRow(time, hlc, origin, seq, nowMs);
+    }
+    return this.lastRow;
+  }
+
+  /**
+   * Adds a row for a line, at its place in time order, with no columns set yet (see set);
+   * returns its index. `hlc` is the version clock as a number (safe integer).
+   */
+  insertRow(time: bigint, hlc: number, origin: number, seq: number, nowMs: number): number {
     const n = this.length;
-    if (n === this.page.regionSize) this.grow(nowMs);
+    if (n === this.capacity) this.moveTo(n + 1, this.width, nowMs);
+    let at = n;
+    this.sameTimeBefore = 0;
     if (n === 0) {
       this.firstSeq = seq;
       this.firstAt = nowMs;
@@ -75,173 +133,301 @@ export class HotBuffer {
       // Frames are applied in sequence order; the minimum keeps firstSeq right whatever the order.
       if (seq < this.firstSeq) this.firstSeq = seq;
       if (origin !== this.origin && this.origin !== MIXED) this.mixOrigins(n);
-      if (time <= this.lastTime) return this.insertLate(time, value, hlc, origin, n);
-      this.lastTime = time;
+      if (time <= this.lastTime) at = this.placeLate(time, n);
+      else this.lastTime = time;
     }
-    this.put(n, time, value, hlc, origin);
+    const rows = this.rows;
+    const i = this.rowBase + at;
+    rows.times[i] = time;
+    rows.hlcs[i] = hlc;
+    rows.masks[i] = 0;
+    if (this.origin === MIXED) rows.origins[i] = origin;
+    if (this.strings !== null) {
+      for (const s of this.strings) if (s !== null) s.splice(at, 0, "");
+    }
     this.length = n + 1;
-    return false;
+    this.lastRow = at;
+    return at;
   }
 
   /**
-   * Inserts a value older than the newest one after every value with a time <= its own,
-   * comparing 32-bit words (reading the bigints back would allocate one per step). Returns
-   * whether it meets a value of the same time from another node.
+   * Makes room at the place of a row older than the newest one, after every row with a time
+   * <= its own, comparing 32-bit words (reading the bigints back would allocate one per step).
    */
-  private insertLate(time: bigint, value: FieldValue, hlc: number, origin: number, n: number): boolean {
+  private placeLate(time: bigint, n: number): number {
     const [vHi, vLo] = splitWords(time);
-    const { timesHi, timesLo } = this.page;
-    const base = this.base;
+    const { timesHi, timesLo } = this.rows;
+    const base = this.rowBase;
     let at = n;
-    let c = 1;
-    while (at > 0 && (c = compareWords(timesHi, timesLo, base + at - 1, vHi, vLo)) > 0) at--;
-    let conflict = false;
-    if (at > 0 && c === 0) {
-      this.hasDuplicates = true;
-      conflict = this.originAt(at - 1) !== origin;
-    }
-    if (at < n) {
-      this.move(at, n, at + 1);
-      this.strings?.splice(at, 0, "");
-    }
-    this.put(at, time, value, hlc, origin);
-    this.length = n + 1;
-    return conflict;
+    while (at > 0 && compareWords(timesHi, timesLo, base + at - 1, vHi, vLo) > 0) at--;
+    let same = 0;
+    while (at - same > 0 && compareWords(timesHi, timesLo, base + at - same - 1, vHi, vLo) === 0) same++;
+    if (same > 0) this.hasDuplicates = true;
+    this.sameTimeBefore = same;
+    if (at < n) this.moveRows(at, n, at + 1);
+    return at;
   }
 
-  private put(at: number, time: bigint, value: FieldValue, hlc: number, origin: number): void {
-    const page = this.page;
-    const i = this.base + at;
-    page.times[i] = time;
-    page.hlcs[i] = hlc;
-    if (typeof value === "number") page.floats[i] = value;
+  /**
+   * Sets column `col` of row `row`; returns true when a row of the same time from another
+   * node has that column too (a conflict). Only the row inserted last is checked.
+   */
+  set(row: number, col: number, value: FieldValue): boolean {
+    const rows = this.rows;
+    const i = this.rowBase + row;
+    const bit = 1 << col;
+    const mask = rows.masks[i]!;
+    if ((mask & bit) === 0) {
+      rows.masks[i] = mask | bit;
+      this.values++;
+    }
+    const v = this.valBase + col * this.capacity + row;
+    if (typeof value === "number") this.vals.floats[v] = value;
     // An unsigned value wraps to the int64 with the same bytes, which the uint64 view reads back.
-    else if (typeof value === "bigint") page.ints[i] = value;
-    else if (typeof value === "boolean") page.floats[i] = value ? 1 : 0;
-    else this.strings![at] = value;
-    if (this.origin === MIXED) page.origins[i] = origin;
+    else if (typeof value === "bigint") this.vals.ints[v] = value;
+    else if (typeof value === "boolean") this.vals.floats[v] = value ? 1 : 0;
+    else this.strings![col]![row] = value;
+    if (row !== this.lastRow || this.sameTimeBefore === 0) return false;
+    const origin = this.originAt(row);
+    for (let j = row - this.sameTimeBefore; j < row; j++) {
+      if ((rows.masks[this.rowBase + j]! & bit) !== 0 && this.originAt(j) !== origin) return true;
+    }
+    return false;
   }
 
-  /** Gives every value so far its own origin entry: a second origin has arrived. */
+  /** Gives every row so far its own origin entry: a second origin has arrived. */
   private mixOrigins(n: number): void {
-    this.page.origins.fill(this.origin, this.base, this.base + n);
+    this.rows.origins.fill(this.origin, this.rowBase, this.rowBase + n);
     this.origin = MIXED;
   }
 
   /**
-   * Moves values [from, to) of the region to start at `dest`, in every column. The value
-   * column is copied as bytes whatever the type: copying element by element through the float
-   * view would turn int64 values whose bits look like a NaN (-1, for one) into the canonical NaN.
+   * Moves rows [from, to) to start at `dest`, in every row and value column. Values are moved
+   * as 32-bit words whatever the type: moving them through the float view could turn int64
+   * values whose bits look like a NaN (-1, for one) into the canonical NaN.
    */
-  private move(from: number, to: number, dest: number): void {
-    const page = this.page;
-    const b = this.base;
-    page.times.copyWithin(b + dest, b + from, b + to);
-    page.hlcs.copyWithin(b + dest, b + from, b + to);
-    page.floats.copyWithin(b + dest, b + from, b + to);
-    if (this.origin === MIXED) page.origins.copyWithin(b + dest, b + from, b + to);
-  }
-
-  /** Moves the values to a region of the next size class (the first region when empty). */
-  private grow(nowMs: number): void {
-    const from = this.page;
-    const fromBase = this.base;
-    const page = slab.pageWithRoom(this.length + 1, nowMs);
-    const base = page.take();
-    copyValues(from, fromBase, page, base, this.length, this.origin === MIXED);
-    this.setRegion(page, base);
-  }
-
-  /** Gives the region back: an empty buffer holds none. */
-  private release(): void {
-    this.setRegion(NO_PAGE, 0);
-  }
-
-  private setRegion(page: SlabPage, base: number): void {
-    slab.give(this.page, this.base);
-    this.page = page;
-    this.base = base;
-    slab.hold(this.holder, page, base);
-  }
-
-  timeAt(i: number): bigint {
-    return this.page.times[this.base + i]!;
-  }
-
-  hlcAt(i: number): bigint {
-    return BigInt(this.page.hlcs[this.base + i]!);
-  }
-
-  originAt(i: number): number {
-    return this.origin === MIXED ? this.page.origins[this.base + i]! : this.origin;
-  }
-
-  /** A copy of the buffered values, in time order (equal times possible, see hasDuplicates). */
-  snapshot(): Run {
-    const page = this.page;
-    const from = this.base;
-    const to = from + this.length;
-    return {
-      times: page.times.slice(from, to),
-      values: this.valuesCopy(from, to),
-      hlcs: fromNumbers(page.hlcs.subarray(from, to)),
-      origins: this.origin === MIXED ? compactOrigins(page.origins.slice(from, to)) : this.origin,
-    };
-  }
-
-  private valuesCopy(from: number, to: number): Values {
-    const page = this.page;
-    switch (this.field.type) {
-      case "float":
-        return page.floats.slice(from, to);
-      case "integer":
-        return page.ints.slice(from, to);
-      case "unsigned":
-        return page.uints.slice(from, to);
-      case "boolean":
-        return Array.from(page.floats.subarray(from, to), (v) => v !== 0);
-      case "string":
-        return this.strings!.slice();
+  private moveRows(from: number, to: number, dest: number): void {
+    const rows = this.rows;
+    const b = this.rowBase;
+    rows.times.copyWithin(b + dest, b + from, b + to);
+    rows.hlcs.copyWithin(b + dest, b + from, b + to);
+    rows.masks.copyWithin(b + dest, b + from, b + to);
+    if (this.origin === MIXED) rows.origins.copyWithin(b + dest, b + from, b + to);
+    const words = this.vals.valueWords;
+    for (let c = 0; c < this.width; c++) {
+      const vb = this.valBase + c * this.capacity;
+      words.copyWithin(2 * (vb + dest), 2 * (vb + from), 2 * (vb + to));
     }
   }
 
-  /** Keeps only the values for which `keep(time, hlc, origin)` holds; returns how many were removed. */
-  retain(keep: (time: bigint, hlc: bigint, origin: number) => boolean): number {
+  /**
+   * Moves the rows to regions with room for at least `need` rows at the present width; the
+   * values now in place are laid out for `oldWidth` columns.
+   */
+  private moveTo(need: number, oldWidth: number, nowMs: number): void {
+    const width = Math.max(1, this.width);
+    // The value region is the larger: its size class sets the capacity, and the row region follows.
+    const vals = valueSlab.pageWithRoom(regionSizeFor(need * width), nowMs);
+    const valBase = vals.take();
+    const capacity = Math.floor(vals.regionSize / width);
+    const rows = rowSlab.pageWithRoom(capacity, nowMs);
+    const rowBase = rows.take();
     const n = this.length;
+    if (n > 0) {
+      copyRows(this.rows, this.rowBase, rows, rowBase, n, this.origin === MIXED);
+      for (let c = 0; c < oldWidth; c++) copySlots(this.vals, this.valBase + c * this.capacity, vals, valBase + c * capacity, n);
+    }
+    this.setRegions(rows, rowBase, vals, valBase, capacity);
+  }
+
+  private setRegions(rows: SlabPage, rowBase: number, vals: SlabPage, valBase: number, capacity: number): void {
+    rowSlab.give(this.rows, this.rowBase);
+    valueSlab.give(this.vals, this.valBase);
+    this.rows = rows;
+    this.rowBase = rowBase;
+    this.vals = vals;
+    this.valBase = valBase;
+    this.capacity = capacity;
+    rowSlab.hold(this.rowHolder, rows, rowBase);
+    valueSlab.hold(this.valHolder, vals, valBase);
+  }
+
+  private stringsOf(col: number): string[] {
+    this.strings ??= [];
+    while (this.strings.length <= col) this.strings.push(null);
+    return (this.strings[col] ??= new Array<string>(this.length).fill(""));
+  }
+
+  timeAt(i: number): bigint {
+    return this.rows.times[this.rowBase + i]!;
+  }
+
+  hlcAt(i: number): bigint {
+    return BigInt(this.rows.hlcs[this.rowBase + i]!);
+  }
+
+  originAt(i: number): number {
+    return this.origin === MIXED ? this.rows.origins[this.rowBase + i]! : this.origin;
+  }
+
+  /** Whether row `i` has a value in column `col`. */
+  has(i: number, col: number): boolean {
+    return (this.rows.masks[this.rowBase + i]! & (1 << col)) !== 0;
+  }
+
+  /** Rows with a value in column `col`. */
+  countOf(col: number): number {
+    const masks = this.rows.masks;
+    const bit = 1 << col;
+    const end = this.rowBase + this.length;
+    let count = 0;
+    for (let i = this.rowBase; i < end; i++) if ((masks[i]! & bit) !== 0) count++;
+    return count;
+  }
+
+  /** A copy of one column's values, in time order (equal times possible, see hasDuplicates). */
+  snapshot(col: number): Run {
+    const n = this.length;
+    const count = this.countOf(col);
+    const rows = this.rows;
+    const rb = this.rowBase;
+    const vb = this.valBase + col * this.capacity;
+    if (count === n) {
+      return {
+        times: rows.times.slice(rb, rb + n),
+        values: this.valuesOf(col, vb, n, null),
+        hlcs: fromNumbers(rows.hlcs.subarray(rb, rb + n)),
+        origins: this.origin === MIXED ? compactOrigins(rows.origins.slice(rb, rb + n)) : this.origin,
+      };
+    }
+    // Some rows lack the column: gather the ones that have it.
+    const picked = new Int32Array(count);
+    const bit = 1 << col;
+    for (let i = 0, k = 0; i < n; i++) if ((rows.masks[rb + i]! & bit) !== 0) picked[k++] = i;
+    const times = new BigInt64Array(count);
+    const timeWords = new Int32Array(times.buffer);
+    const hlcs = new Float64Array(count);
+    const origins = this.origin === MIXED ? new Uint16Array(count) : null;
+    for (let k = 0; k < count; k++) {
+      const i = rb + picked[k]!;
+      timeWords[2 * k] = rows.timesHi[2 * i]!;
+      timeWords[2 * k + 1] = rows.timesHi[2 * i + 1]!;
+      hlcs[k] = rows.hlcs[i]!;
+      if (origins !== null) origins[k] = rows.origins[i]!;
+    }
+    return {
+      times,
+      values: this.valuesOf(col, vb, count, picked),
+      hlcs: fromNumbers(hlcs),
+      origins: origins === null ? this.origin : compactOrigins(origins),
+    };
+  }
+
+  /** Column `col`'s values (starting at slot `vb`): the first `n` rows, or the rows `picked`. */
+  private valuesOf(col: number, vb: number, n: number, picked: Int32Array | null): Values {
+    const type = this.fields[col]!.type;
+    if (type === "string") {
+      const s = this.strings![col]!;
+      return picked === null ? s.slice(0, n) : Array.from(picked, (i) => s[i]!);
+    }
+    const words = this.vals.valueWords;
+    const out = new Int32Array(2 * n);
+    if (picked === null) out.set(words.subarray(2 * vb, 2 * (vb + n)));
+    else {
+      for (let k = 0; k < n; k++) {
+        const i = vb + picked[k]!;
+        out[2 * k] = words[2 * i]!;
+        out[2 * k + 1] = words[2 * i + 1]!;
+      }
+    }
+    switch (type) {
+      case "float":
+        return new Float64Array(out.buffer);
+      case "integer":
+        return new BigInt64Array(out.buffer);
+      case "unsigned":
+        return new BigUint64Array(out.buffer);
+      case "boolean":
+        return Array.from(new Float64Array(out.buffer), (v) => v !== 0);
+    }
+  }
+
+  /** Keeps only the rows for which `keep(time, hlc, origin)` holds; returns how many values were removed. */
+  retain(keep: (time: bigint, hlc: bigint, origin: number) => boolean): number {
+    return this.keepRows((i) => keep(this.timeAt(i), this.hlcAt(i), this.originAt(i)));
+  }
+
+  /**
+   * Removes column `col`'s values (its field was given another type) and puts `field` in its
+   * place; returns how many values were removed. Rows left with no value go.
+   */
+  replaceField(col: number, field: FieldEntry): number {
+    const rows = this.rows;
+    const clear = ~(1 << col);
+    let removed = 0;
+    for (let i = this.rowBase; i < this.rowBase + this.length; i++) {
+      const mask = rows.masks[i]!;
+      if ((mask & ~clear) !== 0) removed++;
+      rows.masks[i] = mask & clear;
+    }
+    this.values -= removed;
+    this.fields[col] = field;
+    if (this.strings !== null && col < this.strings.length) this.strings[col] = null;
+    if (field.type === "string") this.stringsOf(col).fill("");
+    this.keepRows((i) => rows.masks[this.rowBase + i] !== 0);
+    return removed;
+  }
+
+  /** Keeps the rows for which `keep(i)` holds, in order; returns how many values were removed. */
+  private keepRows(keep: (i: number) => boolean): number {
+    const n = this.length;
+    const before = this.values;
     let w = 0;
-    // Kept values move down a run at a time, one copy per column; each value is asked about once, in order.
+    // Kept rows move down a run at a time, one copy per column; each row is asked about once, in order.
     for (let r = 0; r < n; ) {
-      if (!this.keeps(keep, r)) {
+      if (!keep(r)) {
+        this.values -= popcount(this.rows.masks[this.rowBase + r]!);
         r++;
         continue;
       }
       let end = r + 1;
-      while (end < n && this.keeps(keep, end)) end++;
+      while (end < n && keep(end)) end++;
       if (w !== r) {
-        this.move(r, end, w);
-        this.strings?.copyWithin(w, r, end);
+        this.moveRows(r, end, w);
+        if (this.strings !== null) for (const s of this.strings) s?.copyWithin(w, r, end);
       }
       w += end - r;
-      r = end + 1; // `end` was dropped (or is past the last value)
+      if (end < n) this.values -= popcount(this.rows.masks[this.rowBase + end]!);
+      r = end + 1; // `end` was dropped (or is past the last row)
     }
     this.length = w;
-    if (this.strings !== null) this.strings.length = w;
+    if (this.strings !== null) for (const s of this.strings) if (s !== null) s.length = w;
+    this.lastRow = -1;
     if (w > 0) this.lastTime = this.timeAt(w - 1);
     else this.release();
-    return n - w;
+    return before - this.values;
   }
 
-  private keeps(keep: (time: bigint, hlc: bigint, origin: number) => boolean, i: number): boolean {
-    return keep(this.timeAt(i), this.hlcAt(i), this.originAt(i));
-  }
-
-  /** Empties the buffer and gives back its memory. */
+  /** Empties the buffer and gives back its memory; its columns stay. */
   clear(): void {
     this.length = 0;
+    this.values = 0;
     this.firstSeq = 0;
     this.hasDuplicates = false;
     this.origin = -1;
-    if (this.strings !== null) this.strings = [];
+    this.lastRow = -1;
+    if (this.strings !== null) for (const s of this.strings) if (s !== null) s.length = 0;
     this.release();
   }
+
+  /** Gives the regions back: an empty buffer holds none. */
+  private release(): void {
+    this.setRegions(NO_PAGE, 0, NO_PAGE, 0, 0);
+  }
+}
+
+function popcount(mask: number): number {
+  let v = mask - ((mask >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }

@@ -2,12 +2,13 @@
  * Shared column storage for many small hot buffers. JavaScriptCore makes every typed array a
  * heap object of its own, whatever its length, so a buffer of a few values that owns four or
  * five typed arrays spends more on the arrays than on the values; with a hundred thousand
- * hosts there are over a million such buffers and their arrays are most of the heap.
+ * hosts there are hundreds of thousands of buffers and their arrays would be most of the heap.
  *
  * Here a buffer rents a region of a page instead. A page is one large typed array per column,
- * cut into regions of one size class (4, 6, 8, 12, 16, ... values); each class hands out the
+ * cut into regions of one size class (4, 6, 8, 12, 16, ... slots); each class hands out the
  * free regions of its pages before taking another page. A buffer that outgrows its region
- * moves to one of the next class; past the largest class it gets a page of its own.
+ * moves to one of the next class; past the largest class it gets a page of its own, of
+ * exactly the size it asks for.
  *
  * A page whose regions are all free again becomes a spare, which any class can cut anew (all
  * shared pages have the same size). Spares are kept for a while because flushes empty many
@@ -15,41 +16,51 @@
  * it in again made pushes about half as fast. A spare unused for `spareMs` is let go (checked
  * when a region is taken), so the memory of a burst of series returns once they are flushed.
  *
- * Columns, per value: time (int64, also seen as 32-bit words for comparing without bigints,
- * see words.ts), version clock (a double: clocks are safe integers, see wal/hlc.ts, and
- * storing a double makes no bigint), the value (8 bytes seen as float64, int64 or uint64 as
- * the buffer's type wants) and origin (uint16).
+ * There are two slabs, each with pages of one kind (see hot.ts for how a buffer uses them):
+ * - row pages, a slot per buffered row: time (int64, also seen as 32-bit words for comparing
+ *   without bigints, see words.ts), version clock (a double: clocks are safe integers, see
+ *   wal/hlc.ts, and storing a double makes no bigint), which of the buffer's columns the row
+ *   has (a 32-bit mask) and origin (uint16);
+ * - value pages, a slot per value: 8 bytes seen as float64, int64 or uint64 as the column's
+ *   type wants.
  */
 
-/** Values per shared page (a page is then about 420 KB). */
-const PAGE_VALUES = 16_384;
+export type PageKind = "rows" | "values";
+
+/** Slots per shared page (a row page is then about 360 KB, a value page 128 KB). */
+const PAGE_SLOTS = 16_384;
 const SMALLEST_REGION = 4;
 /**
  * Up to this size, classes go in half steps (4, 6, 8, 12, ... 48, 64); above it they double.
- * With many series most buffers stop at a few values, where doubling classes would leave a
+ * With many series most buffers stop at a few rows, where doubling classes would leave a
  * quarter of each region empty on average; large buffers are few, and finer steps there would
  * only add copies.
  */
 const FINE_STEPS_UP_TO = 64;
 /** Regions of the largest class that fit one page: larger buffers get pages of their own. */
 const MIN_REGIONS_PER_PAGE = 4;
-/** Copies of this many values or more go through typed-array views (see copyValues). */
+/** Copies of this many slots or more go through typed-array views (see copyRows). */
 const COPY_BY_VIEW_FROM = 64;
 /** How long an empty page is kept for reuse before it is let go. */
 const SPARE_MS = 60_000;
 
-/** One large typed array per column, cut into regions of one size class (or one buffer's own). */
+/** One large typed array per column of its kind, cut into regions of one size class (or one buffer's own). */
 export class SlabPage {
+  // Row pages: time, clock, column mask, origin. Empty in value pages.
   readonly times: BigInt64Array;
   readonly timesHi: Int32Array;
   readonly timesLo: Uint32Array;
   readonly hlcs: Float64Array;
+  /** Bit c set: the row has a value in column c. Signed, so the JIT keeps every mask an integer. */
+  readonly masks: Int32Array;
+  readonly origins: Uint16Array;
+  // Value pages: one 8-byte slot seen as each type. Empty in row pages.
   readonly floats: Float64Array;
   readonly ints: BigInt64Array;
   readonly uints: BigUint64Array;
   /** The value column as 32-bit words, for copying values of any type bit for bit. */
   readonly valueWords: Int32Array;
-  readonly origins: Uint16Array;
+  readonly slots: number;
   /** The class the page is cut for; null for a page of one buffer's own (or none). */
   sizeClass: SizeClass | null = null;
   regionSize: number;
@@ -65,28 +76,32 @@ export class SlabPage {
   /** Starts of the regions given back, used as a stack. */
   private readonly freed: number[] = [];
 
-  /** A page of `values` values, one region (a buffer's own, or none) until it is cut for a class. */
-  constructor(values: number) {
-    const times = new ArrayBuffer(values * 8);
+  /** A page of `slots` slots, one region (a buffer's own, or none) until it is cut for a class. */
+  constructor(slots: number, kind: PageKind) {
+    const rows = kind === "rows" ? slots : 0;
+    const values = kind === "values" ? slots : 0;
+    const times = new ArrayBuffer(rows * 8);
     const data = new ArrayBuffer(values * 8);
     this.times = new BigInt64Array(times);
     this.timesHi = new Int32Array(times);
     this.timesLo = new Uint32Array(times);
-    this.hlcs = new Float64Array(values);
+    this.hlcs = new Float64Array(rows);
+    this.masks = new Int32Array(rows);
+    this.origins = new Uint16Array(rows);
     this.floats = new Float64Array(data);
     this.ints = new BigInt64Array(data);
     this.uints = new BigUint64Array(data);
     this.valueWords = new Int32Array(data);
-    this.origins = new Uint16Array(values);
-    this.regionSize = values;
-    this.regions = values === 0 ? 0 : 1;
+    this.slots = slots;
+    this.regionSize = slots;
+    this.regions = slots === 0 ? 0 : 1;
   }
 
-  /** Makes the (empty) page regions of `c`. */
+/** Makes the (empty) page regions of `c`. */
   cut(c: SizeClass): void {
     this.sizeClass = c;
     this.regionSize = c.regionSize;
-    this.regions = Math.floor(this.times.length / c.regionSize);
+    this.regions = Math.floor(this.slots / c.regionSize);
     this.untouched = 0;
     this.freed.length = 0;
   }
@@ -142,7 +157,7 @@ export class SizeClass {
 }
 
 /** The page of buffers that hold no values: no regions, no room. */
-export const NO_PAGE = new SlabPage(0);
+export const NO_PAGE = new SlabPage(0, "rows");
 
 export interface SlabStats {
   /** Shared pages cut for a class. */
@@ -175,15 +190,17 @@ export class Slab {
   private readonly registry = new FinalizationRegistry<number>((holder) => this.forget(holder));
 
   constructor(
-    readonly pageValues = PAGE_VALUES,
+    readonly kind: PageKind,
+    readonly pageSlots = PAGE_SLOTS,
     readonly spareMs = SPARE_MS,
   ) {
-    this.largestShared = pageValues / MIN_REGIONS_PER_PAGE;
+    this.largestShared = pageSlots / MIN_REGIONS_PER_PAGE;
   }
 
   /**
-   * A page with a free region of at least `size` values (rounded up to a class size, see
-   * regionSizeFor); the caller takes the region at once with `take()` and records it with `hold`.
+   * A page with a free region of at least `size` slots (rounded up to a class size, see
+   * regionSizeFor, or exactly `size` in a page of its own when larger than the shared pages'
+   * largest class); the caller takes the region at once with `take()` and records it with `hold`.
    */
   pageWithRoom(size: number, nowMs: number): SlabPage {
     if (nowMs > this.nowMs) this.nowMs = nowMs;
@@ -191,7 +208,7 @@ export class Slab {
     const regionSize = regionSizeFor(size);
     if (regionSize > this.largestShared) {
       this.ownPages++;
-      return new SlabPage(regionSize);
+      return new SlabPage(size, this.kind);
     }
     let c = this.classes.get(regionSize);
     if (c === undefined) {
@@ -200,7 +217,7 @@ export class Slab {
     }
     // Checked by length: reading index -1 of an empty array is a slow property lookup in JSC.
     if (c.withRoom.length > 0) return c.withRoom[c.withRoom.length - 1]!;
-    const page = this.spares.pop() ?? new SlabPage(this.pageValues);
+    const page = this.spares.pop() ?? new SlabPage(this.pageSlots, this.kind);
     page.cut(c);
     c.pages++;
     c.addRoom(page);
@@ -266,31 +283,40 @@ export class Slab {
 }
 
 /**
- * Copies `n` values of every column (origins only if asked) between regions, bit for bit.
- * Short copies go word by word: `subarray` would make a view per column, which cost more
- * than the copy itself when a million buffers move from 4 to 6 to 8 values.
+ * Copies `n` rows (time, clock, mask; origins only if asked) between row regions, bit for
+ * bit. Short copies go word by word: `subarray` would make a view per column, which cost more
+ * than the copy itself when many buffers move from 4 to 6 to 8 rows.
  */
-export function copyValues(from: SlabPage, fromBase: number, to: SlabPage, toBase: number, n: number, origins: boolean): void {
+export function copyRows(from: SlabPage, fromBase: number, to: SlabPage, toBase: number, n: number, origins: boolean): void {
   if (n >= COPY_BY_VIEW_FROM) {
     const end = fromBase + n;
     to.times.set(from.times.subarray(fromBase, end), toBase);
     to.hlcs.set(from.hlcs.subarray(fromBase, end), toBase);
-    to.floats.set(from.floats.subarray(fromBase, end), toBase);
+    to.masks.set(from.masks.subarray(fromBase, end), toBase);
     if (origins) to.origins.set(from.origins.subarray(fromBase, end), toBase);
     return;
   }
   // timesHi is the times' memory as signed words, like valueWords for the values: signed, so
   // every word stays a small integer to the JIT (unsigned words past 2^31 would be doubles).
-  for (let k = 0; k < 2 * n; k++) {
-    to.timesHi[2 * toBase + k] = from.timesHi[2 * fromBase + k]!;
-    to.valueWords[2 * toBase + k] = from.valueWords[2 * fromBase + k]!;
-  }
+  for (let k = 0; k < 2 * n; k++) to.timesHi[2 * toBase + k] = from.timesHi[2 * fromBase + k]!;
   // Clocks are safe integers, never NaN, so doubles copy exactly.
-  for (let k = 0; k < n; k++) to.hlcs[toBase + k] = from.hlcs[fromBase + k]!;
+  for (let k = 0; k < n; k++) {
+    to.hlcs[toBase + k] = from.hlcs[fromBase + k]!;
+    to.masks[toBase + k] = from.masks[fromBase + k]!;
+  }
   if (origins) for (let k = 0; k < n; k++) to.origins[toBase + k] = from.origins[fromBase + k]!;
 }
 
-/** The region size for `n` values: 4, 6, 8, 12, 16, 24, 32, 48, 64, then powers of two. */
+/** Copies `n` value slots between value regions bit for bit (an int64 that looks like a NaN stays itself). */
+export function copySlots(from: SlabPage, fromBase: number, to: SlabPage, toBase: number, n: number): void {
+  if (n >= COPY_BY_VIEW_FROM) {
+    to.valueWords.set(from.valueWords.subarray(2 * fromBase, 2 * (fromBase + n)), 2 * toBase);
+    return;
+  }
+  for (let k = 0; k < 2 * n; k++) to.valueWords[2 * toBase + k] = from.valueWords[2 * fromBase + k]!;
+}
+
+/** The region size for `n` slots: 4, 6, 8, 12, 16, 24, 32, 48, 64, then powers of two. */
 export function regionSizeFor(n: number): number {
   if (n <= SMALLEST_REGION) return SMALLEST_REGION;
   const pow = 1 << (32 - Math.clz32(n - 1)); // n < 2^30: far more than a buffer holds
@@ -298,5 +324,6 @@ export function regionSizeFor(n: number): number {
   return pow <= FINE_STEPS_UP_TO && n <= between ? between : pow;
 }
 
-/** The slab every hot buffer uses. */
-export const slab = new Slab();
+/** The slabs every hot buffer uses: one for its rows, one for its values. */
+export const rowSlab = new Slab("rows");
+export const valueSlab = new Slab("values");

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { DEFAULT_ENGINE, type EngineConfig } from "../config.ts";
 import { isTsdbError } from "../errors.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
+import { BYTES_PER_HOT_ROW, BYTES_PER_HOT_VALUE, MAX_COLUMNS } from "./hot.ts";
 import { HOT_HARD_LIMIT, Store, type WriteRequest } from "./store.ts";
 
 const dirs: string[] = [];
@@ -34,10 +35,10 @@ function exportAll(store: Store, db = "db"): string {
 
 describe("store", () => {
   test("buffers past HOT_HARD_LIMIT times the memory cap make writes wait for flushes", async () => {
-    // A cap of 200 values, and flush steps that take one buffer at a time (a zero budget):
-    // flushing is far slower than writing, as with a flood of new series.
+    // A cap of 200 one-field lines, and flush steps that take one buffer at a time (a zero
+    // budget): flushing is far slower than writing, as with a flood of new series.
     const cap = 200;
-    const store = open(tempDir(), { hotMemoryBytes: 24 * cap, overCapFlushStepMs: 0 });
+    const store = open(tempDir(), { hotMemoryBytes: (BYTES_PER_HOT_ROW + BYTES_PER_HOT_VALUE) * cap, overCapFlushStepMs: 0 });
     const batches = 32;
     const perBatch = 100;
     let most = 0;
@@ -131,6 +132,28 @@ describe("store", () => {
     expect(new Set(outcomes.map((o) => o.lsn)).size).toBe(50);
     expect(exportAll(store).trim().split("\n").length).toBe(50);
     await store.close();
+  });
+
+  test("a series with more fields than a hot buffer has columns keeps every value, sparse and late lines too", async () => {
+    const dir = tempDir();
+    const store = open(dir, { chunkPoints: 8 });
+    // Line t sets the fields i with (i + t) % 3 !== 0, as integers v<i>=<t*100+i>, keys in the order given.
+    const line = (t: number, order: 1 | -1) => {
+      const set = Array.from({ length: MAX_COLUMNS + 8 }, (_, i) => i).filter((i) => (i + t) % 3 !== 0);
+      const keyed = set.map((i) => [`v${i}`, `${t * 100 + i}i`]).sort(([a], [b]) => (a! < b! ? -order : order));
+      return `m,h=x ${keyed.map(([k, v]) => `${k}=${v}`).join(",")} ${t}\n`;
+    };
+    // Newest line first, fields in reverse: the export's order is neither.
+    for (let t = 20; t >= 1; t--) await store.write(req(line(t, -1)));
+    const expected = Array.from({ length: 20 }, (_, k) => line(k + 1, 1)).join("");
+    expect(exportAll(store)).toBe(expected);
+    store.flushAll();
+    expect(exportAll(store)).toBe(expected);
+    await store.write(req(line(21, 1)));
+    await store.close();
+    const again = open(dir);
+    expect(exportAll(again)).toBe(expected + line(21, 1));
+    await again.close();
   });
 
   test("reopening replays unflushed frames and keeps flushed chunks", async () => {

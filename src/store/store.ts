@@ -47,7 +47,7 @@ import {
 import { decodeChunk, encodeChunk, encodeRows, maxClock, type ChunkColumns, type ChunkRow } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
 import { INSERT_BATCH, PageFit, recordBytes } from "./pagefit.ts";
-import { BYTES_PER_HOT_VALUE, HotBuffer } from "./hot.ts";
+import { BYTES_PER_HOT_ROW, BYTES_PER_HOT_VALUE, HotBuffer, MAX_COLUMNS } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
 import { openDb, type Sqlite } from "./sqlite.ts";
 import { toNumbers } from "./words.ts";
@@ -212,6 +212,8 @@ export interface StoreStats {
   readonly checkpointSeq: number;
   readonly series: number;
   readonly hotValues: number;
+  /** Estimated bytes of the hot buffers (what the memory cap counts). */
+  readonly hotBytes: number;
   readonly chunksWritten: number;
   /** Chunks in the store now. */
   readonly chunks: number;
@@ -288,6 +290,10 @@ export class Store {
   private lastSeq = 0;
   private checkpointSeq: number;
   private hotValues = 0;
+  /** Rows in the hot buffers (a row is a line's values in one buffer). */
+  private hotRows = 0;
+  /** Lines applied to the hot buffers, counted to tell one line's rows from the next (see HotBuffer.rowOf). */
+  private linesApplied = 0;
   private typeConflicts = 0;
   /** Fields written with two types on the twins, settled by keeping the older type (see admit). */
   private typeConflictsSettled = 0;
@@ -514,13 +520,7 @@ export class Store {
           trimmed++;
         }
         for (const series of db.series.values()) {
-          for (const b of series.buffers.values()) {
-            this.hotValues -= b.retain((t) => t >= cutoff);
-            if (b.length === 0) {
-              this.live.delete(b);
-              this.full.delete(b);
-            }
-          }
+          for (const b of series.buffers) this.retainHot(b, (t) => t >= cutoff);
         }
       }
       this.chunkCount -= dropped;
@@ -603,6 +603,7 @@ export class Store {
       checkpointSeq: this.checkpointSeq,
       series: this.catalog.seriesCount(),
       hotValues: this.hotValues,
+      hotBytes: this.hotBytes(),
       chunksWritten: this.chunksWritten,
       chunks: this.chunkCount,
       chunksCompacted: this.compactor.rewritten,
@@ -656,8 +657,10 @@ export class Store {
     >) {
       runs.push(decodeChunk({ times, vals, hlcs, originId, origins }, field.type));
     }
-    const hot = series.buffers.get(field.id);
-    if (hot !== undefined && hot.length > 0) runs.push(hot.snapshot());
+    for (const hot of series.buffers) {
+      const col = hot.columnOf(field.id);
+      if (col >= 0 && hot.length > 0) runs.push(hot.snapshot(col));
+    }
     return sliceRun(mergeRuns(runs, field.type, this.order), lo, hi);
   }
 
@@ -755,12 +758,11 @@ export class Store {
     if (this.closed) return;
     // Writes (and the twin's batches) wait while buffers are past the hard limit, unless
     // flushing is failing (a full disk): that must not stop writes, which report it.
-    const hotBytes = this.hotValues * BYTES_PER_HOT_VALUE;
-    const held = hotBytes > this.engine.hotMemoryBytes * HOT_HARD_LIMIT && this.flushing;
+    const held = this.hotBytes() > this.engine.hotMemoryBytes * HOT_HARD_LIMIT && this.flushing;
     if (this.queue.length > 0 && !held) this.commitGroup(this.queue.splice(0));
     if (this.flushWanted()) {
       const before = this.hotValues;
-      const overCap = this.hotValues * BYTES_PER_HOT_VALUE > this.engine.hotMemoryBytes;
+      const overCap = this.hotBytes() > this.engine.hotMemoryBytes;
       this.flushStep(overCap ? (this.engine.overCapFlushStepMs ?? FLUSH_STEP_OVER_CAP_MS) : FLUSH_STEP_MS, false);
       this.flushing = this.hotValues < before;
     }
@@ -1006,16 +1008,13 @@ export class Store {
 
   /** After a commit that retyped fields: their buffered values of the old type go too. */
   private dropRetypedBuffers(retyped: readonly FieldEntry[]): void {
-    for (const field of retyped) {
+    for (const old of retyped) {
+      const field = this.catalog.fieldsById.get(old.id)!;
       for (const series of field.measurement.series) {
-        const buf = series.buffers.get(field.id);
-        if (buf === undefined) continue;
-        series.buffers.delete(field.id);
-        this.hotValues -= buf.length;
-        this.live.delete(buf);
-        this.full.delete(buf);
-        // Its region goes back to the slab now, not when the buffer is collected.
-        buf.clear();
+        for (const buf of series.buffers) {
+          const col = buf.columnOf(field.id);
+          if (col >= 0) this.shrinkHot(buf, () => buf.replaceField(col, field));
+        }
       }
     }
   }
@@ -1053,21 +1052,68 @@ export class Store {
       if (series === undefined) continue;
       const m = series.measurement;
       const time = batch.time[i]!;
+      const from = batch.fieldStart[i]!;
       const to = batch.fieldStart[i + 1]!;
-      for (let f = batch.fieldStart[i]!; f < to; f++) {
+      // A line is a row of each buffer it sets a column of; `line` tells the buffers apart from the last line's.
+      const line = ++this.linesApplied;
+      for (let f = from; f < to; f++) {
         const entry = m.fields.get(batch.fieldKey[f]!);
         if (entry === undefined || entry.type !== batch.fieldType[f]) continue;
-        let buf = series.buffers.get(entry.id);
-        if (buf === undefined) {
-          buf = new HotBuffer(series, entry);
-          series.buffers.set(entry.id, buf);
-        }
-        if (buf.length === 0) this.live.add(buf);
-        if (buf.push(time, batch.fieldValue[f]!, hlc, origin, seq, nowMs)) this.noteConflict(db.name, series.key, entry.name, time);
+        const buf = this.bufferWithColumn(series, entry, f - from, nowMs);
+        const col = buf.columnOf(entry.id, f - from);
+        const rows = buf.length;
+        const values = buf.values;
+        const row = buf.rowOf(line, time, hlc, origin, seq, nowMs);
+        if (buf.set(row, col, batch.fieldValue[f]!)) this.noteConflict(db.name, series.key, entry.name, time);
+        if (rows === 0) this.live.add(buf);
+        this.hotRows += buf.length - rows;
+        this.hotValues += buf.values - values;
         if (buf.length >= chunkPoints) this.full.add(buf);
-        this.hotValues++;
       }
     }
+  }
+
+  /**
+   * The series' buffer with a column for `field`, adding the column (and a buffer, when all
+   * are full) if none has one; `hint` is the column to try first (see HotBuffer.columnOf).
+   */
+  private bufferWithColumn(series: SeriesEntry, field: FieldEntry, hint: number, nowMs: number): HotBuffer {
+    for (const b of series.buffers) if (b.columnOf(field.id, hint) >= 0) return b;
+    let b = series.buffers[series.buffers.length - 1];
+    if (b === undefined || b.width >= MAX_COLUMNS) {
+      b = new HotBuffer(series);
+      series.buffers.push(b);
+    }
+    b.addColumn(field, nowMs);
+    return b;
+  }
+
+  /** Runs `change` on a buffer that only removes from it, and keeps the counts and sets in step. */
+  private shrinkHot(b: HotBuffer, change: () => void): void {
+    const rows = b.length;
+    const values = b.values;
+    change();
+    this.hotRows -= rows - b.length;
+    this.hotValues -= values - b.values;
+    if (b.length === 0) {
+      this.live.delete(b);
+      this.full.delete(b);
+    }
+  }
+
+  /** Keeps only the buffered rows for which `keep(time, hlc, origin)` holds. */
+  private retainHot(b: HotBuffer, keep: (time: bigint, hlc: bigint, origin: number) => boolean): void {
+    this.shrinkHot(b, () => b.retain(keep));
+  }
+
+  /** Empties a buffer (its memory goes back to the slabs now, not when it is collected). */
+  private dropHot(b: HotBuffer): void {
+    this.shrinkHot(b, () => b.clear());
+  }
+
+  /** Estimated bytes of all hot buffers, as the memory cap counts them. */
+  private hotBytes(): number {
+    return this.hotRows * BYTES_PER_HOT_ROW + this.hotValues * BYTES_PER_HOT_VALUE;
   }
 
   // ---- replication ----
@@ -1229,9 +1275,11 @@ export class Store {
   private *backfillEverything(since: bigint, originId: number | null): Generator<BackfillRecord> {
     const live = (series: SeriesEntry): boolean => this.catalog.dbs.get(series.measurement.db.name) === series.measurement.db;
     for (const b of [...this.live]) {
-      if (b.length === 0 || !live(b.series)) continue;
-      const record = this.backfillRecord(b.series, b.field, b.snapshot(), since, originId);
-      if (record !== null) yield record;
+      for (let col = 0; col < b.width; col++) {
+        if (b.length === 0 || !live(b.series)) break;
+        const record = this.backfillRecord(b.series, b.fields[col]!, b.snapshot(col), since, originId);
+        if (record !== null) yield record;
+      }
     }
     const listed = this.stmts.chunksNewerThan.all([since]) as Array<[number, number, number]>;
     const seriesById = new Map<number, SeriesEntry>();
@@ -1519,7 +1567,7 @@ export class Store {
         for (const s of series) {
           touched++;
           let remaining = this.rewriteChunks(s, start, end, keep, frame);
-          for (const b of s.buffers.values()) {
+          for (const b of s.buffers) {
             for (let i = 0; i < b.length; i++) if (!inRange(b.timeAt(i), start, end) || keep(0n, b.hlcAt(i), b.originAt(i))) remaining++;
           }
           if (remaining === 0) {
@@ -1637,13 +1685,8 @@ export class Store {
   private applySchemaToMemory(frame: Frame, op: SchemaOp): void {
     const forgetBuffers = (series: Iterable<SeriesEntry>) => {
       for (const s of series) {
-        for (const b of s.buffers.values()) {
-          this.hotValues -= b.length;
-          this.live.delete(b);
-          this.full.delete(b);
-          b.clear();
-        }
-        s.buffers.clear();
+        for (const b of s.buffers) this.dropHot(b);
+        s.buffers.length = 0;
       }
     };
     if (op.kind === "create_db") return;
@@ -1652,14 +1695,7 @@ export class Store {
     const { series, start, end } = this.scopeOf(db, op);
     const keep = this.survives(frame);
     for (const s of series) {
-      for (const b of s.buffers.values()) {
-        const removed = b.retain((t, h, o) => !inRange(t, start, end) || keep(t, h, o));
-        this.hotValues -= removed;
-        if (b.length === 0) {
-          this.live.delete(b);
-          this.full.delete(b);
-        }
-      }
+      for (const b of s.buffers) this.retainHot(b, (t, h, o) => !inRange(t, start, end) || keep(t, h, o));
       if (!this.seriesRowExists(s.id)) {
         forgetBuffers([s]);
         this.catalog.forgetSeries(s);
@@ -1677,7 +1713,7 @@ export class Store {
 
   private flushWanted(): boolean {
     if (this.full.size > 0) return true;
-    if (this.hotValues * BYTES_PER_HOT_VALUE > this.engine.hotMemoryBytes) return true;
+    if (this.hotBytes() > this.engine.hotMemoryBytes) return true;
     const now = this.nowMs();
     if (now - this.lastAgeScan >= AGE_SCAN_MS) {
       this.lastAgeScan = now;
@@ -1706,15 +1742,15 @@ export class Store {
       if (now - b.firstAt < this.engine.flushAgeMs || picked.size >= PICK_PER_STEP) break;
       picked.add(b);
     }
-    let bytes = this.hotValues * BYTES_PER_HOT_VALUE;
+    let bytes = this.hotBytes();
     if (bytes > this.engine.hotMemoryBytes) {
-      for (const b of picked) bytes -= b.length * BYTES_PER_HOT_VALUE;
+      for (const b of picked) bytes -= b.bytes;
       const target = this.engine.hotMemoryBytes * 0.75;
       for (const b of this.live) {
         if (bytes <= target || picked.size >= PICK_PER_STEP) break;
         if (picked.has(b)) continue;
         picked.add(b);
-        bytes -= b.length * BYTES_PER_HOT_VALUE;
+        bytes -= b.bytes;
       }
     }
     return [...picked];
@@ -1754,12 +1790,7 @@ export class Store {
       this.log.error("flush failed", { error: String(e) });
       return;
     }
-    for (const b of done) {
-      this.hotValues -= b.length;
-      this.live.delete(b);
-      this.full.delete(b);
-      b.clear();
-    }
+    for (const b of done) this.dropHot(b);
     this.vacuumWanted = true;
     this.observe.flush?.((performance.now() - started) / 1000);
     if (this.compactor.hasWork()) this.schedule();
@@ -1767,13 +1798,18 @@ export class Store {
 
   /** Encodes a buffer's values as chunk rows, to be inserted with the rest of its flush step. */
   private encodeBuffer(b: HotBuffer, rows: ChunkRow[]): void {
-    // Buffers are kept in time order; only repeated timestamps need the version merge.
-    const run = b.hasDuplicates ? mergeRuns([b.snapshot()], b.type, this.order) : b.snapshot();
-    // A buffer that grew past the chunk size while waiting becomes several full chunks.
     const size = this.engine.chunkPoints;
-    for (const c of encodeRows(run, b.type, size, this.fit)) rows.push({ seriesId: b.series.id, fieldId: b.field.id, c });
-    // A chunk flushed early (memory cap, age, shutdown) is worth merging with its neighbours.
-    if (run.times.length % size !== 0) this.compactor.mark(b.series.id, b.field.id);
+    for (let col = 0; col < b.width; col++) {
+      const field = b.fields[col]!;
+      const values = b.snapshot(col);
+      if (values.times.length === 0) continue;
+      // Buffers are kept in time order; only repeated timestamps need the version merge.
+      const run = b.hasDuplicates ? mergeRuns([values], field.type, this.order) : values;
+      // A buffer that grew past the chunk size while waiting becomes several full chunks.
+      for (const c of encodeRows(run, field.type, size, this.fit)) rows.push({ seriesId: b.series.id, fieldId: field.id, c });
+      // A chunk flushed early (memory cap, age, shutdown) is worth merging with its neighbours.
+      if (run.times.length % size !== 0) this.compactor.mark(b.series.id, field.id);
+    }
   }
 
   private insertFlushed(rows: readonly ChunkRow[]): void {
