@@ -16,7 +16,6 @@ import { join } from "node:path";
 import process from "node:process";
 import { setInterval, clearInterval } from "node:timers";
 import { TsdbError } from "../errors.ts";
-import { BYTES_PER_HOT_VALUE } from "../store/hot.ts";
 
 /** The Content-Type a `/metrics` response must carry. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -354,7 +353,7 @@ export function createMetrics(r: Registry) {
       labelNames: ["file"],
     }),
     storeHotValues: r.gauge({ name: "tsdb_pair_store_hot_values", help: "Values in the in-memory hot buffers, not yet in chunks." }),
-    storeHotBytes: r.gauge({ name: "tsdb_pair_store_hot_bytes", help: "Estimated bytes held by the hot buffers." }),
+    storeHotBytes: r.gauge({ name: "tsdb_pair_store_hot_bytes", help: "Bytes of the slab regions the hot buffers hold (what --hot-memory caps)." }),
     storeLastLsn: r.gauge({ name: "tsdb_pair_store_last_lsn", help: "Log sequence number of this node's newest frame." }),
     storeChunksWritten: r.counter({ name: "tsdb_pair_store_chunks_written_total", help: "Chunks written by flushes since start." }),
     storeCompactionPending: r.gauge({
@@ -519,8 +518,8 @@ export interface StoreMetricsSource {
     readonly chunksWritten: number;
     /** Chunks in the store, when the store counts them. */
     readonly chunks?: number;
-    /** Hot buffer bytes, when the store estimates them. */
-    readonly hotBytes?: number;
+    /** Bytes the hot buffers hold. */
+    readonly hotBytes: number;
     /** Series and fields waiting for compaction, when the store compacts. */
     readonly compactionPending?: number;
   };
@@ -538,7 +537,7 @@ export function bindStoreMetrics(store: StoreMetricsSource, dataDir: string, m: 
     m.storeDatabases.set(store.databases().length);
     m.storeSeries.set(s.series);
     m.storeHotValues.set(s.hotValues);
-    m.storeHotBytes.set(s.hotBytes ?? s.hotValues * BYTES_PER_HOT_VALUE);
+    m.storeHotBytes.set(s.hotBytes);
     m.storeLastLsn.set(s.lastLsn);
     if (s.chunks !== undefined) m.storeChunks.set(s.chunks);
     if (s.compactionPending !== undefined) m.storeCompactionPending.set(s.compactionPending);

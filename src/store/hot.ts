@@ -26,7 +26,7 @@ import { compareWords, fromNumbers, splitWords } from "./words.ts";
 
 /** Columns of one buffer: a row's mask is one 32-bit word. A series with more fields has more buffers. */
 export const MAX_COLUMNS = 32;
-/** Bytes per buffered row (time, version, mask, origin) and per buffered value, for the memory cap. */
+/** Bytes of a row slot (time, version, mask, origin) and of a value slot. */
 export const BYTES_PER_HOT_ROW = 22;
 export const BYTES_PER_HOT_VALUE = 8;
 /** `origin` of a buffer whose rows do not share one: each has its own in the row page's origins column. */
@@ -78,9 +78,9 @@ export class HotBuffer {
     return this.fields.length;
   }
 
-  /** Bytes the buffered rows and values stand for in the memory cap. */
+  /** Bytes of the regions the buffer holds, room to grow included (what the memory cap counts). */
   get bytes(): number {
-    return this.length * BYTES_PER_HOT_ROW + this.values * BYTES_PER_HOT_VALUE;
+    return this.rows.regionSize * BYTES_PER_HOT_ROW + this.vals.regionSize * BYTES_PER_HOT_VALUE;
   }
 
   /** The column of a field, by id, or -1; `hint` is tried first (a line's fields usually come in one order). */

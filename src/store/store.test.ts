@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { DEFAULT_ENGINE, type EngineConfig } from "../config.ts";
 import { isTsdbError } from "../errors.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
-import { BYTES_PER_HOT_ROW, BYTES_PER_HOT_VALUE, MAX_COLUMNS } from "./hot.ts";
+import { MAX_COLUMNS } from "./hot.ts";
 import { HOT_HARD_LIMIT, Store, type WriteRequest } from "./store.ts";
 
 const dirs: string[] = [];
@@ -35,22 +35,29 @@ function exportAll(store: Store, db = "db"): string {
 
 describe("store", () => {
   test("buffers past HOT_HARD_LIMIT times the memory cap make writes wait for flushes", async () => {
-    // A cap of 200 one-field lines, and flush steps that take one buffer at a time (a zero
+    // What the cap counts for a series of one line.
+    const probe = open(tempDir());
+    await probe.write(req("m v=1 1"));
+    const seriesBytes = probe.stats().hotBytes;
+    expect(seriesBytes).toBeGreaterThan(0);
+    await probe.close();
+    // A cap of 200 such series, and flush steps that take one buffer at a time (a zero
     // budget): flushing is far slower than writing, as with a flood of new series.
-    const cap = 200;
-    const store = open(tempDir(), { hotMemoryBytes: (BYTES_PER_HOT_ROW + BYTES_PER_HOT_VALUE) * cap, overCapFlushStepMs: 0 });
+    const cap = 200 * seriesBytes;
+    const store = open(tempDir(), { hotMemoryBytes: cap, overCapFlushStepMs: 0 });
     const batches = 32;
     const perBatch = 100;
     let most = 0;
     const pending: Promise<unknown>[] = [];
     for (let b = 0; b < batches; b++) {
       const body = Array.from({ length: perBatch }, (_, i) => `m,s=${b}-${i} v=${i} ${b}`).join("\n");
-      pending.push(store.write(req(body)).then(() => (most = Math.max(most, store.stats().hotValues))));
+      pending.push(store.write(req(body)).then(() => (most = Math.max(most, store.stats().hotBytes))));
       if (pending.length === 8) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
     // A group of requests is committed only below the limit: at most one group beyond it.
-    expect(most).toBeLessThanOrEqual(HOT_HARD_LIMIT * cap + 8 * perBatch);
+    expect(most).toBeGreaterThan(cap);
+    expect(most).toBeLessThanOrEqual(HOT_HARD_LIMIT * cap + 8 * perBatch * seriesBytes);
     store.flushAll();
     expect(exportAll(store).split("\n").filter(Boolean).length).toBe(batches * perBatch);
     await store.close();

@@ -47,7 +47,7 @@ import {
 import { decodeChunk, encodeChunk, encodeRows, maxClock, type ChunkColumns, type ChunkRow } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
 import { INSERT_BATCH, PageFit, recordBytes } from "./pagefit.ts";
-import { BYTES_PER_HOT_ROW, BYTES_PER_HOT_VALUE, HotBuffer, MAX_COLUMNS } from "./hot.ts";
+import { HotBuffer, MAX_COLUMNS } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
 import { openDb, type Sqlite } from "./sqlite.ts";
 import { toNumbers } from "./words.ts";
@@ -290,8 +290,8 @@ export class Store {
   private lastSeq = 0;
   private checkpointSeq: number;
   private hotValues = 0;
-  /** Rows in the hot buffers (a row is a line's values in one buffer). */
-  private hotRows = 0;
+  /** Bytes of the slab regions the hot buffers hold (see HotBuffer.bytes). */
+  private hotHeld = 0;
   /** Lines applied to the hot buffers, counted to tell one line's rows from the next (see HotBuffer.rowOf). */
   private linesApplied = 0;
   private typeConflicts = 0;
@@ -1063,11 +1063,12 @@ export class Store {
         const col = buf.columnOf(entry.id, f - from);
         const rows = buf.length;
         const values = buf.values;
+        const bytes = buf.bytes;
         const row = buf.rowOf(line, time, hlc, origin, seq, nowMs);
         if (buf.set(row, col, batch.fieldValue[f]!)) this.noteConflict(db.name, series.key, entry.name, time);
         if (rows === 0) this.live.add(buf);
-        this.hotRows += buf.length - rows;
         this.hotValues += buf.values - values;
+        this.hotHeld += buf.bytes - bytes;
         if (buf.length >= chunkPoints) this.full.add(buf);
       }
     }
@@ -1084,17 +1085,19 @@ export class Store {
       b = new HotBuffer(series);
       series.buffers.push(b);
     }
+    const bytes = b.bytes;
     b.addColumn(field, nowMs);
+    this.hotHeld += b.bytes - bytes;
     return b;
   }
 
   /** Runs `change` on a buffer that only removes from it, and keeps the counts and sets in step. */
   private shrinkHot(b: HotBuffer, change: () => void): void {
-    const rows = b.length;
     const values = b.values;
+    const bytes = b.bytes;
     change();
-    this.hotRows -= rows - b.length;
     this.hotValues -= values - b.values;
+    this.hotHeld -= bytes - b.bytes;
     if (b.length === 0) {
       this.live.delete(b);
       this.full.delete(b);
@@ -1111,9 +1114,9 @@ export class Store {
     this.shrinkHot(b, () => b.clear());
   }
 
-  /** Estimated bytes of all hot buffers, as the memory cap counts them. */
+  /** Bytes of all hot buffers, as the memory cap counts them. */
   private hotBytes(): number {
-    return this.hotRows * BYTES_PER_HOT_ROW + this.hotValues * BYTES_PER_HOT_VALUE;
+    return this.hotHeld;
   }
 
   // ---- replication ----
