@@ -44,7 +44,7 @@ export interface EngineConfig {
   readonly chunkPoints: number;
   /** Hot data older than this (ms since it arrived) is flushed. */
   readonly flushAgeMs: number;
-  /** Estimated bytes of all hot buffers above which the largest are flushed early. */
+  /** Bytes of slab regions the hot buffers may hold (see store/hot.ts) before the oldest are flushed early. */
   readonly hotMemoryBytes: number;
   /** How long one flush step may hold the writer while buffers are over that cap (default 50 ms). */
   readonly overCapFlushStepMs?: number;

@@ -97,7 +97,7 @@ export class SlabPage {
     this.regions = slots === 0 ? 0 : 1;
   }
 
-/** Makes the (empty) page regions of `c`. */
+  /** Makes the (empty) page regions of `c`. */
   cut(c: SizeClass): void {
     this.sizeClass = c;
     this.regionSize = c.regionSize;
