@@ -212,7 +212,7 @@ export interface StoreStats {
   readonly checkpointSeq: number;
   readonly series: number;
   readonly hotValues: number;
-  /** Estimated bytes of the hot buffers (what the memory cap counts). */
+  /** Bytes of the slab regions the hot buffers hold (what the memory cap counts). */
   readonly hotBytes: number;
   readonly chunksWritten: number;
   /** Chunks in the store now. */
@@ -290,8 +290,8 @@ export class Store {
   private lastSeq = 0;
   private checkpointSeq: number;
   private hotValues = 0;
-  /** Bytes of the slab regions the hot buffers hold (see HotBuffer.bytes). */
-  private hotHeld = 0;
+  /** Bytes of the slab regions the hot buffers hold (see HotBuffer.bytes): what the memory cap counts. */
+  private hotBytes = 0;
   /** Lines applied to the hot buffers, counted to tell one line's rows from the next (see HotBuffer.rowOf). */
   private linesApplied = 0;
   private typeConflicts = 0;
@@ -603,7 +603,7 @@ export class Store {
       checkpointSeq: this.checkpointSeq,
       series: this.catalog.seriesCount(),
       hotValues: this.hotValues,
-      hotBytes: this.hotBytes(),
+      hotBytes: this.hotBytes,
       chunksWritten: this.chunksWritten,
       chunks: this.chunkCount,
       chunksCompacted: this.compactor.rewritten,
@@ -758,11 +758,11 @@ export class Store {
     if (this.closed) return;
     // Writes (and the twin's batches) wait while buffers are past the hard limit, unless
     // flushing is failing (a full disk): that must not stop writes, which report it.
-    const held = this.hotBytes() > this.engine.hotMemoryBytes * HOT_HARD_LIMIT && this.flushing;
+    const held = this.hotBytes > this.engine.hotMemoryBytes * HOT_HARD_LIMIT && this.flushing;
     if (this.queue.length > 0 && !held) this.commitGroup(this.queue.splice(0));
     if (this.flushWanted()) {
       const before = this.hotValues;
-      const overCap = this.hotBytes() > this.engine.hotMemoryBytes;
+      const overCap = this.hotBytes > this.engine.hotMemoryBytes;
       this.flushStep(overCap ? (this.engine.overCapFlushStepMs ?? FLUSH_STEP_OVER_CAP_MS) : FLUSH_STEP_MS, false);
       this.flushing = this.hotValues < before;
     }
@@ -1068,7 +1068,7 @@ export class Store {
         if (buf.set(row, col, batch.fieldValue[f]!)) this.noteConflict(db.name, series.key, entry.name, time);
         if (rows === 0) this.live.add(buf);
         this.hotValues += buf.values - values;
-        this.hotHeld += buf.bytes - bytes;
+        this.hotBytes += buf.bytes - bytes;
         if (buf.length >= chunkPoints) this.full.add(buf);
       }
     }
@@ -1087,7 +1087,7 @@ export class Store {
     }
     const bytes = b.bytes;
     b.addColumn(field, nowMs);
-    this.hotHeld += b.bytes - bytes;
+    this.hotBytes += b.bytes - bytes;
     return b;
   }
 
@@ -1097,7 +1097,7 @@ export class Store {
     const bytes = b.bytes;
     change();
     this.hotValues -= values - b.values;
-    this.hotHeld -= bytes - b.bytes;
+    this.hotBytes -= bytes - b.bytes;
     if (b.length === 0) {
       this.live.delete(b);
       this.full.delete(b);
@@ -1112,11 +1112,6 @@ export class Store {
   /** Empties a buffer (its memory goes back to the slabs now, not when it is collected). */
   private dropHot(b: HotBuffer): void {
     this.shrinkHot(b, () => b.clear());
-  }
-
-  /** Bytes of all hot buffers, as the memory cap counts them. */
-  private hotBytes(): number {
-    return this.hotHeld;
   }
 
   // ---- replication ----
@@ -1716,7 +1711,7 @@ export class Store {
 
   private flushWanted(): boolean {
     if (this.full.size > 0) return true;
-    if (this.hotBytes() > this.engine.hotMemoryBytes) return true;
+    if (this.hotBytes > this.engine.hotMemoryBytes) return true;
     const now = this.nowMs();
     if (now - this.lastAgeScan >= AGE_SCAN_MS) {
       this.lastAgeScan = now;
@@ -1745,7 +1740,7 @@ export class Store {
       if (now - b.firstAt < this.engine.flushAgeMs || picked.size >= PICK_PER_STEP) break;
       picked.add(b);
     }
-    let bytes = this.hotBytes();
+    let bytes = this.hotBytes;
     if (bytes > this.engine.hotMemoryBytes) {
       for (const b of picked) bytes -= b.bytes;
       const target = this.engine.hotMemoryBytes * 0.75;
