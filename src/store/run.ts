@@ -81,7 +81,8 @@ export function mergeRuns(runs: readonly Run[], type: FieldType, order: VersionO
   }
   let total = 0;
   for (const r of nonEmpty) total += r.times.length;
-  // Flatten into (run, index) references, then sort those unless the runs are disjoint.
+  if (disjoint) return concatRuns(nonEmpty, type, total);
+  // Flatten into (run, index) references, then sort those.
   const refRun = new Uint32Array(total);
   const refIdx = new Uint32Array(total);
   let at = 0;
@@ -93,13 +94,7 @@ export function mergeRuns(runs: readonly Run[], type: FieldType, order: VersionO
       at++;
     }
   }
-  let perm: Uint32Array;
-  if (disjoint) {
-    perm = new Uint32Array(total);
-    for (let i = 0; i < total; i++) perm[i] = i;
-  } else {
-    perm = sortedOrder(nonEmpty, refRun, refIdx, order);
-  }
+  const perm = sortedOrder(nonEmpty, refRun, refIdx, order);
   // Keep the last of each equal-time group: after the sort it has the highest version.
   const keep: number[] = [];
   for (let i = 0; i < total; i++) {
@@ -125,6 +120,30 @@ export function mergeRuns(runs: readonly Run[], type: FieldType, order: VersionO
     origins[j] = originAt(r, i);
   }
   return { times, values, hlcs, origins: compactOrigins(origins) };
+}
+
+/** Runs in time order with no time in two of them, end to end. */
+function concatRuns(runs: readonly Run[], type: FieldType, total: number): Run {
+  const times = new BigInt64Array(total);
+  const values = newValues(type, total);
+  const hlcs = new BigInt64Array(total);
+  const first = runs[0]!.origins;
+  const one = typeof first === "number" && runs.every((r) => r.origins === first);
+  const origins = one ? null : new Uint16Array(total);
+  let at = 0;
+  for (const r of runs) {
+    const n = r.times.length;
+    times.set(r.times, at);
+    hlcs.set(r.hlcs, at);
+    if (Array.isArray(values)) for (let i = 0; i < n; i++) (values as FieldValue[])[at + i] = r.values[i]!;
+    else (values as Float64Array).set(r.values as unknown as Float64Array, at);
+    if (origins !== null) {
+      if (typeof r.origins === "number") origins.fill(r.origins, at, at + n);
+      else origins.set(r.origins, at);
+    }
+    at += n;
+  }
+  return { times, values, hlcs, origins: origins === null ? (first as number) : compactOrigins(origins) };
 }
 
 /** Sorts one run by time then version and keeps the last value per time (the flush of an unordered buffer). */
