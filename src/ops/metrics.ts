@@ -356,6 +356,10 @@ export function createMetrics(r: Registry) {
     storeHotBytes: r.gauge({ name: "tsdb_pair_store_hot_bytes", help: "Bytes of the slab regions the hot buffers hold (what --hot-memory caps)." }),
     storeLastLsn: r.gauge({ name: "tsdb_pair_store_last_lsn", help: "Log sequence number of this node's newest frame." }),
     storeChunksWritten: r.counter({ name: "tsdb_pair_store_chunks_written_total", help: "Chunks written by flushes since start." }),
+    storeChunksCut: r.counter({
+      name: "tsdb_pair_store_chunks_cut_total",
+      help: "Chunk rows cut in two since start so the first part fills a leaf page's gap.",
+    }),
     storeCompactionPending: r.gauge({
       name: "tsdb_pair_store_compaction_pending",
       help: "Series and fields whose chunks wait for compaction (it runs while the writer is idle).",
@@ -516,6 +520,8 @@ export interface StoreMetricsSource {
     readonly hotValues: number;
     readonly lastLsn: number;
     readonly chunksWritten: number;
+    /** Rows cut to fill leaf pages, when the store cuts them. */
+    readonly chunksCut?: number;
     /** Chunks in the store, when the store counts them. */
     readonly chunks?: number;
     /** Bytes the hot buffers hold. */
@@ -542,6 +548,7 @@ export function bindStoreMetrics(store: StoreMetricsSource, dataDir: string, m: 
     if (s.chunks !== undefined) m.storeChunks.set(s.chunks);
     if (s.compactionPending !== undefined) m.storeCompactionPending.set(s.compactionPending);
     m.storeChunksWritten.setTotal(s.chunksWritten);
+    if (s.chunksCut !== undefined) m.storeChunksCut.setTotal(s.chunksCut);
     m.storeDiskBytes.set({ file: "db" }, fileSize(join(dataDir, "tsdb.db")));
     m.storeDiskBytes.set({ file: "wal" }, fileSize(join(dataDir, "tsdb.db-wal")) + fileSize(join(dataDir, "tsdb.db-shm")));
   });

@@ -44,6 +44,14 @@ export interface ChunkRow {
   readonly seriesId: number;
   readonly fieldId: number;
   readonly c: ChunkColumns;
+  /** The run `c` encodes (so a cut need not decode it). */
+  readonly run: Run;
+}
+
+/** A run encoded as one chunk row. */
+export interface EncodedRun {
+  readonly c: ChunkColumns;
+  readonly run: Run;
 }
 
 /** Encodes a time-ordered, non-empty run. */
@@ -73,20 +81,21 @@ export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
  * Encodes a time-ordered, non-empty run as rows of at most `maxPoints` values, each cut
  * further where `fit` finds rows of that size sit badly in pages.
  */
-export function encodeRows(run: Run, type: FieldType, maxPoints: number, fit: PageFit): ChunkColumns[] {
-  const out: ChunkColumns[] = [];
+export function encodeRows(run: Run, type: FieldType, maxPoints: number, fit: PageFit): EncodedRun[] {
+  const out: EncodedRun[] = [];
   const n = run.times.length;
   for (let from = 0; from < n; from += maxPoints) {
     const slice = sliceIndex(run, from, Math.min(n, from + maxPoints));
     const whole = encodeChunk(slice, type);
     const counts = fit.counts(whole.count, rowBytes(whole));
     if (counts.length === 1) {
-      out.push(whole);
+      out.push({ c: whole, run: slice });
       continue;
     }
     let at = 0;
     for (const c of counts) {
-      out.push(encodeChunk(sliceIndex(slice, at, at + c), type));
+      const part = sliceIndex(slice, at, at + c);
+      out.push({ c: encodeChunk(part, type), run: part });
       at += c;
     }
   }

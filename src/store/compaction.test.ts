@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_ENGINE } from "../config.ts";
+import Database from "libsql";
 import { parseLines } from "../lineprotocol/parse.ts";
+import { MIN_GAP } from "./pagefit.ts";
 import { Store } from "./store.ts";
 
 const dirs: string[] = [];
@@ -111,6 +113,45 @@ describe("compaction", () => {
     expect(all(other)).toBe(expected);
     expect(all(again)).toBe(expected);
     await other.close();
+    await again.close();
+  });
+
+  test("rows cut to fill leaf pages fill them, read back whole, and are never merged back, before or after a restart", async () => {
+    const { store, dir } = open(undefined, 1000);
+    // 60 series of 440 full-precision floats: rows of about 3 KB, kept whole, each of which
+    // leaves a leaf a gap of about 1 KB that the next row is cut to fill.
+    const lines: string[] = [];
+    for (let s = 0; s < 60; s++) for (let t = 0; t < 440; t++) lines.push(`m,s=${s} v=${Math.sin(s * 1000 + t + 0.5) * 1e3} ${t}`);
+    await write(store, lines.join("\n"));
+    const expected = all(store);
+    store.flushAll();
+    const { chunks, chunksCut } = store.stats();
+    expect(chunksCut).toBeGreaterThan(10);
+    expect(chunks).toBe(60 + chunksCut);
+    expect(all(store)).toBe(expected);
+    store.compactAll();
+    expect(store.stats().chunksCompacted).toBe(0);
+    await store.close();
+
+    const db = new Database(join(dir, "tsdb.db"));
+    const leaves = db.prepare("SELECT unused FROM dbstat WHERE name = 'chunks' AND pagetype = 'leaf' ORDER BY path").raw().all() as Array<[number]>;
+    expect(leaves.length).toBeGreaterThan(20);
+    for (const [unused] of leaves.slice(0, -1)) expect(unused).toBeLessThan(MIN_GAP);
+    expect(Number((db.prepare("SELECT count(*) FROM chunks WHERE continued = 1").raw().get() as [number])[0])).toBe(chunksCut);
+    db.close();
+
+    const again = open(dir, 1000).store;
+    again.compactAll();
+    expect(again.stats().chunksCompacted).toBe(0);
+    expect(again.stats().chunks).toBe(chunks);
+    expect(all(again)).toBe(expected);
+    // A small flush after a series' rows is still merged into them.
+    await write(again, "m,s=0 v=1 440\nm,s=0 v=2 441");
+    again.flushAll();
+    const grown = all(again);
+    again.compactAll();
+    expect(again.stats().chunksCompacted).toBeGreaterThan(0);
+    expect(all(again)).toBe(grown);
     await again.close();
   });
 });

@@ -35,6 +35,30 @@ interface ChunkMeta {
   readonly count: number;
   /** The bytes of its columns. */
   readonly bytes: number;
+  /** Cut to fill a leaf: its values continue in the next row of its series and field. */
+  readonly continued: boolean;
+}
+
+/** A chunk, or a chunk cut to fill a leaf with the row it continues in, ordered by start. */
+interface Unit {
+  readonly metas: readonly ChunkMeta[];
+  readonly min: bigint;
+  readonly max: bigint;
+  readonly count: number;
+  readonly bytes: number;
+}
+
+function units(metas: readonly ChunkMeta[]): Unit[] {
+  const out: Unit[] = [];
+  for (let i = 0; i < metas.length; i++) {
+    const m = metas[i]!;
+    const next = metas[i + 1];
+    if (m.continued && next !== undefined && next.min > m.max) {
+      out.push({ metas: [m, next], min: m.min, max: next.max, count: m.count + next.count, bytes: m.bytes + next.bytes });
+      i++;
+    } else out.push({ metas: [m], min: m.min, max: m.max, count: m.count, bytes: m.bytes });
+  }
+  return out;
 }
 
 export class Compactor {
@@ -52,7 +76,7 @@ export class Compactor {
     this.listChunks = db
       // length() of a blob reads only the record header, not the overflow pages.
       .prepare(
-        "SELECT id, min_time, max_time, count, length(times) + length(vals) + length(hlcs) + ifnull(length(origins), 0) FROM chunks WHERE series_id = ? AND field_id = ? ORDER BY min_time, id",
+        "SELECT id, min_time, max_time, count, length(times) + length(vals) + length(hlcs) + ifnull(length(origins), 0), continued FROM chunks WHERE series_id = ? AND field_id = ? ORDER BY min_time, id",
       )
       .safeIntegers(true)
       .raw();
@@ -121,8 +145,8 @@ export class Compactor {
   private compactPair(seriesId: number, fieldId: number, rows: ChunkRow[]): void {
     const type = this.host.fieldType(fieldId);
     if (type === undefined) return;
-    const metas = (this.listChunks.all([seriesId, fieldId]) as Array<[bigint, bigint, bigint, bigint, bigint]>).map(
-      ([id, min, max, count, bytes]): ChunkMeta => ({ id: Number(id), min, max, count: Number(count), bytes: Number(bytes) }),
+    const metas = (this.listChunks.all([seriesId, fieldId]) as Array<[bigint, bigint, bigint, bigint, bigint, bigint | null]>).map(
+      ([id, min, max, count, bytes, continued]): ChunkMeta => ({ id: Number(id), min, max, count: Number(count), bytes: Number(bytes), continued: continued === 1n }),
     );
     for (const group of this.groups(metas)) this.merge(seriesId, fieldId, type, group, rows);
   }
@@ -131,35 +155,37 @@ export class Compactor {
    * Groups chunks (ordered by start) worth merging: a chunk that overlaps the group's range
    * must join it; a neighbour joins while it or the group's last chunk is small, up to a
    * bounded size. A group is merged only when it overlaps or when re-splitting it into full
-   * chunks, cut to fit pages as a flush cuts them, leaves fewer chunks than it has.
+   * chunks, cut to fit pages as a flush cuts them, leaves fewer chunks than it has. A row cut
+   * to fill a leaf and the row it continues in count as one chunk here: merging them back
+   * would only have them cut again.
    */
   private groups(metas: readonly ChunkMeta[]): ChunkMeta[][] {
     const full = this.host.chunkPoints;
     const out: ChunkMeta[][] = [];
-    let group: ChunkMeta[] = [];
+    let group: Unit[] = [];
     let max = 0n;
     let count = 0;
     let bytes = 0;
     let overlapped = false;
     const close = () => {
-      if (group.length > 1 && (overlapped || this.rowsFor(count, bytes) < group.length)) out.push(group);
+      if (group.length > 1 && (overlapped || this.rowsFor(count, bytes) < group.length)) out.push(group.flatMap((u) => u.metas));
     };
-    for (const m of metas) {
+    for (const u of units(metas)) {
       const last = group[group.length - 1];
-      const overlaps = last !== undefined && m.min <= max;
-      const small = last !== undefined && (last.count < full || m.count < full) && count + m.count <= MAX_GROUP_VALUES * full;
+      const overlaps = last !== undefined && u.min <= max;
+      const small = last !== undefined && (last.count < full || u.count < full) && count + u.count <= MAX_GROUP_VALUES * full;
       if (last !== undefined && (overlaps || small) && group.length < MAX_GROUP) {
-        group.push(m);
-        if (m.max > max) max = m.max;
-        count += m.count;
-        bytes += m.bytes;
+        group.push(u);
+        if (u.max > max) max = u.max;
+        count += u.count;
+        bytes += u.bytes;
         overlapped ||= overlaps;
       } else {
         close();
-        group = [m];
-        max = m.max;
-        count = m.count;
-        bytes = m.bytes;
+        group = [u];
+        max = u.max;
+        count = u.count;
+        bytes = u.bytes;
         overlapped = false;
       }
     }
@@ -186,7 +212,7 @@ export class Compactor {
     }
     // Sorted by start, runs may still overlap; mergeRuns keeps the newest version per time.
     const merged = mergeRuns(runs, type, this.host.order);
-    for (const c of encodeRows(merged, type, this.host.chunkPoints, this.host.fit)) rows.push({ seriesId, fieldId, c });
+    for (const e of encodeRows(merged, type, this.host.chunkPoints, this.host.fit)) rows.push({ seriesId, fieldId, ...e });
     let deleted = 0;
     for (const m of group) deleted += this.deleteChunk.run([m.id]).changes;
     this.host.chunksDeleted(deleted);

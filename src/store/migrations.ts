@@ -89,4 +89,14 @@ export const MIGRATIONS: readonly Migration[] = [
       `INSERT OR IGNORE INTO own_schema_frames (lsn) SELECT lsn FROM frames`,
     ],
   },
+  {
+    hash: "0007_cut_rows",
+    folderMillis: 1_795_000_000_006,
+    bps: true,
+    sql: [
+      // 1 on a row cut to fill a leaf page, whose values continue in the next row of its series
+      // and field; compaction counts the two as one chunk rather than merge them back.
+      `ALTER TABLE chunks ADD COLUMN continued INTEGER`,
+    ],
+  },
 ];

@@ -13,8 +13,9 @@
  * row filling whole overflow pages followed by equal parts) is costed in pages, with each
  * row's index entries and a charge for reading it, and the cheapest wins. Sizes are
  * estimated in proportion from the whole run's encoded size, so each candidate is also
- * costed a few percent larger and smaller. `PageFit.packOrder` then moves rows of a batch a
- * few places where that fills a leaf's gap.
+ * costed a few percent larger and smaller. `PageFit.fillLeaves` then inserts a batch's rows
+ * so leaves fill: it moves a row a few places where that fills a leaf's gap, and where none
+ * does, it cuts the next row so its first part does.
  */
 
 /** What a row costs beyond its columns' bytes: record header, integers, codec headers. */
@@ -45,10 +46,16 @@ const ESTIMATE_ERROR = 0.03;
 /** Runs cut into at most this many rows (of at most the chunk size each). */
 const MAX_PARTS = 6;
 
-/** How far past the next row `packOrder` looks for one that fills a leaf's gap. */
+/** How far past the next row `fillLeaves` looks for one that fills a leaf's gap. */
 const LOOKAHEAD = 16;
 
-/** New rows are ordered for insertion (packOrder) in batches of at most this many. */
+/**
+ * The smallest gap in a leaf that `fillLeaves` cuts a row to fill. A cut adds a row: its
+ * record and codec headers, its index entries, and a seek and decode for each read of it.
+ */
+export const MIN_GAP = 384;
+
+/** New rows are inserted (by `fillLeaves`) in batches of at most this many. */
 export const INSERT_BATCH = 2048;
 
 /** Plans remembered, by size. */
@@ -104,39 +111,89 @@ export class PageFit {
     return out;
   }
 
+  /** The free bytes of an empty leaf. */
+  get emptyLeaf(): number {
+    return this.leafBytes;
+  }
+
   /**
-   * An order to insert records of these sizes in so leaves fill well, staying close to the
-   * given order (which the caller chose for reads). Rows are appended in rowid order, a leaf
-   * taking rows until the next one does not fit; here, when the next one does not fit, the
-   * largest that does among the following LOOKAHEAD fills the gap first. Returns indexes
-   * into `sizes`.
+   * The bytes a record of `bytes` with this rowid takes in a table leaf, its cell pointer
+   * included: what SQLite checks against the leaf's free bytes (fileformat2.html, "B-tree
+   * Pages").
    */
-  packOrder(sizes: readonly number[]): number[] {
-    const n = sizes.length;
-    const cells = sizes.map((s) => this.cellBytes(s));
-    const taken = new Uint8Array(n);
-    const out: number[] = [];
-    let free = this.leafBytes;
+  leafCell(bytes: number, rowid: number): number {
+    const local = this.localBytes(bytes);
+    return 2 + varintBytes(bytes) + varintBytes(rowid) + local + (local < bytes ? OVERFLOW_POINTER : 0);
+  }
+
+  /**
+   * Appends `rows` (each of `bytes(row)` record bytes) through `append`, in about the given
+   * order (which the caller chose for reads), so the leaves they land in fill. `free` is what
+   * the table's rightmost leaf has left and `rowid` the next row's: SQLite appends a row there
+   * if its cell fits, and else starts a new leaf. When the next row does not fit, the largest
+   * of the following LOOKAHEAD rows that does goes first; when none does and the gap is worth
+   * a row, `cut` is asked to split the next row into a first part of at most the bytes given
+   * and the rest, which follows in its place. Returns what the rightmost leaf has left after.
+   */
+  fillLeaves<T>(
+    rows: readonly T[],
+    bytes: (row: T) => number,
+    free: number,
+    rowid: number,
+    cut: (row: T, maxBytes: number) => readonly [T, T] | null,
+    append: (row: T) => void,
+  ): number {
+    const queue = [...rows];
+    const sizes = queue.map(bytes);
+    const taken = new Uint8Array(queue.length);
+    let left = queue.length;
     let next = 0;
-    while (out.length < n) {
+    let cutAt = -1;
+    const fits = (i: number) => this.leafCell(sizes[i]!, rowid) <= free;
+    const place = (row: T, size: number) => {
+      const cell = this.leafCell(size, rowid++);
+      if (cell > free) free = this.leafBytes;
+      free -= Math.min(cell, free);
+      append(row);
+    };
+    const put = (i: number) => {
+      place(queue[i]!, sizes[i]!);
+      taken[i] = 1;
+      left--;
+    };
+    while (left > 0) {
       while (taken[next] === 1) next++;
-      let pick = next;
-      if (cells[next]! > free) {
-        pick = -1;
-        for (let j = next + 1, end = Math.min(n, next + 1 + LOOKAHEAD); j < end; j++) {
-          if (taken[j] === 0 && cells[j]! <= free && (pick < 0 || cells[j]! > cells[pick]!)) pick = j;
-        }
-        if (pick < 0) {
-          // Nothing near fits the gap: the next row starts a new leaf.
-          free = this.leafBytes;
-          pick = next;
-        }
+      if (fits(next)) {
+        put(next);
+        continue;
       }
-      taken[pick] = 1;
-      out.push(pick);
-      free -= Math.min(cells[pick]!, free);
+      let pick = -1;
+      for (let j = next + 1, end = Math.min(queue.length, next + 1 + LOOKAHEAD); j < end; j++) {
+        if (taken[j] === 0 && fits(j) && (pick < 0 || sizes[j]! > sizes[pick]!)) pick = j;
+      }
+      if (pick >= 0) {
+        put(pick);
+        continue;
+      }
+      // Only a row kept whole in its leaf is cut: an overflowing row's local part is sized by
+      // SQLite to fill its overflow pages, and is small already. A row's rest is not cut
+      // again for what its first part left of the same gap.
+      const room = Math.min(free - 2 - varintBytes(rowid) - varintBytes(free), this.maxLocal);
+      const worth = free >= MIN_GAP && cutAt !== next && sizes[next]! <= this.maxLocal;
+      const parts = worth ? cut(queue[next]!, room) : null;
+      if (parts !== null) {
+        // The first part fills the gap; the rest takes the row's place in the queue.
+        const [first, rest] = parts;
+        place(first, bytes(first));
+        queue[next] = rest;
+        sizes[next] = bytes(rest);
+        cutAt = next;
+        continue;
+      }
+      // Nothing near fits the gap and it is not worth a cut: the next row starts a new leaf.
+      put(next);
     }
-    return out;
+    return free;
   }
 
   /** Record sizes to cut a record of about `bytes` into: one when it sits well as it is. */

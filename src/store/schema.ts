@@ -81,6 +81,8 @@ export const chunks = sqliteTable(
     origins: blob("origins"),
     /** The newest version (clock) of any value in the chunk. */
     maxHlc: integer("max_hlc"),
+    /** 1 when the row was cut to fill a leaf page and its values continue in the next row. */
+    continued: integer("continued"),
   },
   (t) => [index("chunks_by_series").on(t.seriesId, t.fieldId, t.minTime), index("chunks_by_hlc").on(t.maxHlc)],
 );

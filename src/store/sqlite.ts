@@ -42,3 +42,53 @@ export function openDb(file: string, sync: SyncMode): OpenedDb {
   dialect.migrate([...MIGRATIONS], session as never, undefined);
   return { sqlite, orm };
 }
+
+/**
+ * How many bytes the rightmost leaf of a table's b-tree has free: the leaf SQLite appends a
+ * row with a larger rowid than any to, when its cell fits (fileformat2.html, "B-tree Pages").
+ * Reads one page a level of the tree through `sqlite_dbpage`, as the connection sees them
+ * (a transaction's own changes included).
+ */
+export class RightmostLeaf {
+  private readonly root;
+  private readonly page;
+
+  constructor(
+    sqlite: Sqlite,
+    private readonly table: string,
+  ) {
+    this.root = sqlite.prepare("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = ?").raw();
+    this.page = sqlite.prepare("SELECT data FROM sqlite_dbpage WHERE pgno = ?").raw();
+  }
+
+  /** Free bytes of the leaf (0 when the tree is not the table b-tree this expects). */
+  free(): number {
+    // The root moves only when tables are created or dropped; it is read each time all the same.
+    let pgno = Number((this.root.get([this.table]) as [number] | undefined)?.[0] ?? 0);
+    for (let depth = 0; pgno > 0 && depth < 32; depth++) {
+      const d = (this.page.get([pgno]) as [Uint8Array] | undefined)?.[0];
+      if (d === undefined) return 0;
+      // Page 1 starts with the 100-byte database header.
+      const h = pgno === 1 ? 100 : 0;
+      const u16 = (at: number) => (d[at]! << 8) | d[at + 1]!;
+      if (d[h] === INTERIOR_TABLE) {
+        // The right-most child pointer: the subtree of the largest rowids.
+        pgno = ((d[h + 8]! << 24) | (d[h + 9]! << 16) | (d[h + 10]! << 8) | d[h + 11]!) >>> 0;
+        continue;
+      }
+      if (d[h] !== LEAF_TABLE) return 0;
+      const cells = u16(h + 3);
+      // A cell content start of 0 means 65,536 (a 64 KiB page with no cells).
+      const contentStart = u16(h + 5) || 65_536;
+      let free = contentStart - (h + 8 + 2 * cells) + d[h + 7]!;
+      // Freeblocks: a chain of [next, size] pairs inside the cell content area.
+      for (let fb = u16(h + 1), hops = 0; fb !== 0 && hops < d.length; fb = u16(fb), hops++) free += u16(fb + 2);
+      return free;
+    }
+    return 0;
+  }
+}
+
+/** B-tree page types (the first byte of a page's header). */
+const INTERIOR_TABLE = 0x05;
+const LEAF_TABLE = 0x0d;

@@ -46,10 +46,10 @@ import {
 } from "./catalog.ts";
 import { decodeChunk, encodeChunk, encodeRows, maxClock, type ChunkColumns, type ChunkRow } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
-import { INSERT_BATCH, PageFit, recordBytes } from "./pagefit.ts";
+import { INSERT_BATCH, PageFit, recordBytes, ROW_OVERHEAD } from "./pagefit.ts";
 import { HotBuffer, MAX_COLUMNS } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
-import { openDb, type Sqlite } from "./sqlite.ts";
+import { openDb, RightmostLeaf, type Sqlite } from "./sqlite.ts";
 import { toNumbers } from "./words.ts";
 
 export const STORE_FILE = "tsdb.db";
@@ -87,6 +87,8 @@ const COMPACT_STEP_MS = 20;
 const COMPACT_AFTER_IDLE_MS = 1000;
 /** How often the frame log is trimmed when frames are kept for a twin. */
 const TRIM_EVERY_MS = 1000;
+/** A row cut to fill a leaf aims this far under the gap, for the error of sizing by proportion. */
+const CUT_AIM = 0.95;
 /** How often buffers are checked for age. */
 const AGE_SCAN_MS = 1000;
 
@@ -215,6 +217,8 @@ export interface StoreStats {
   /** Bytes of the slab regions the hot buffers hold (what the memory cap counts). */
   readonly hotBytes: number;
   readonly chunksWritten: number;
+  /** Chunk rows cut in two so a leaf page fills (see PageFit.fillLeaves). */
+  readonly chunksCut: number;
   /** Chunks in the store now. */
   readonly chunks: number;
   /** Chunks merged away by compaction since start. */
@@ -302,11 +306,14 @@ export class Store {
   /** Tombstones by database (loaded at open; usually none). */
   private readonly tombstones = new Map<string, Tombstone[]>();
   private chunksWritten = 0;
+  private rowsCut = 0;
   private chunkCount = 0;
   private readonly observe: NonNullable<StoreOptions["observe"]>;
   private readonly compactor: Compactor;
   /** How chunk rows sit in this file's pages. */
   private readonly fit: PageFit;
+  /** The leaf new chunk rows are appended to. */
+  private readonly chunksLeaf: RightmostLeaf;
   /** Buffers holding values, and those that reached the chunk size. */
   private readonly live = new Set<HotBuffer>();
   private readonly full = new Set<HotBuffer>();
@@ -375,7 +382,7 @@ export class Store {
       ownFrameBytes: sqlite.prepare("SELECT SUM(length(bytes)) FROM frames WHERE origin_id = ?").raw(),
       ownFrameSizes: sqlite.prepare("SELECT lsn, length(bytes) FROM frames WHERE origin_id = ? AND seq <= ? ORDER BY lsn").raw(),
       insertChunk: sqlite.prepare(
-        "INSERT INTO chunks (series_id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins, max_hlc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO chunks (series_id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins, max_hlc, continued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       chunksOf: sqlite
         .prepare(
@@ -413,12 +420,15 @@ export class Store {
       freePages: sqlite.prepare("PRAGMA freelist_count").raw(),
       pageCount: sqlite.prepare("PRAGMA page_count").raw(),
       pageSize: sqlite.prepare("PRAGMA page_size").raw(),
+      // The rowid SQLite gives the next chunk row inserted without one.
+      nextChunkId: sqlite.prepare("SELECT ifnull(max(id), 0) + 1 FROM chunks").raw(),
     };
 
     this.catalog = new Catalog(sqlite);
     this.order = versionOrder((id) => this.catalog.nodeName(id));
     this.recountChunks();
     this.fit = new PageFit(Number(scalar(this.stmts.pageSize)));
+    this.chunksLeaf = new RightmostLeaf(sqlite, "chunks");
     this.compactor = new Compactor({
       sqlite,
       order: this.order,
@@ -605,6 +615,7 @@ export class Store {
       hotValues: this.hotValues,
       hotBytes: this.hotBytes,
       chunksWritten: this.chunksWritten,
+      chunksCut: this.rowsCut,
       chunks: this.chunkCount,
       chunksCompacted: this.compactor.rewritten,
       compactionPending: this.compactor.pendingCount(),
@@ -1804,7 +1815,7 @@ export class Store {
       // Buffers are kept in time order; only repeated timestamps need the version merge.
       const run = b.hasDuplicates ? mergeRuns([values], field.type, this.order) : values;
       // A buffer that grew past the chunk size while waiting becomes several full chunks.
-      for (const c of encodeRows(run, field.type, size, this.fit)) rows.push({ seriesId: b.series.id, fieldId: field.id, c });
+      for (const e of encodeRows(run, field.type, size, this.fit)) rows.push({ seriesId: b.series.id, fieldId: field.id, ...e });
       // A chunk flushed early (memory cap, age, shutdown) is worth merging with its neighbours.
       if (run.times.length % size !== 0) this.compactor.mark(b.series.id, field.id);
     }
@@ -1817,15 +1828,44 @@ export class Store {
 
   /**
    * Inserts new rows by field, then series, then time, so a query of one field over many
-   * series (a Grafana panel) reads neighbouring rows, with small moves that fill leaf pages
-   * (see PageFit.packOrder).
+   * series (a Grafana panel) reads neighbouring rows, with small moves and cuts that fill
+   * leaf pages (see PageFit.fillLeaves).
    */
   private insertRows(rows: readonly ChunkRow[]): void {
     const sorted = [...rows].sort((a, b) => a.fieldId - b.fieldId || a.seriesId - b.seriesId || (a.c.minTime < b.c.minTime ? -1 : 1));
-    const columns = sorted.map((r) => chunkColumns(r.seriesId, r.fieldId, r.c));
-    // The rowid is stored as NULL in the record.
-    const sizes = columns.map((c) => recordBytes([null, ...c]));
-    for (const i of this.fit.packOrder(sizes)) this.insertColumns(columns[i]!);
+    this.fit.fillLeaves(
+      sorted.map((r) => insertable(r)),
+      (r) => r.bytes,
+      this.chunksLeaf.free(),
+      Number(scalar(this.stmts.nextChunkId)),
+      (r, maxBytes) => this.cutRow(r, maxBytes),
+      (r) => this.insertColumns(r.columns),
+    );
+  }
+
+  /**
+   * Cuts a row in two at a time whose first part's record is at most `maxBytes`, or null when
+   * no cut is found. Sizes grow about in proportion to the values kept: the cut is aimed a
+   * little under, and moved back if the encoded part is still too large.
+   */
+  private cutRow(r: Insertable, maxBytes: number): readonly [Insertable, Insertable] | null {
+    const { seriesId, fieldId, c, run } = r.row;
+    const type = this.catalog.fieldsById.get(fieldId)?.type;
+    if (type === undefined || c.count < 2) return null;
+    let ratio = (maxBytes - ROW_OVERHEAD) / Math.max(r.bytes - ROW_OVERHEAD, 1);
+    for (let tries = 0; tries < 3; tries++) {
+      const k = Math.min(c.count - 1, Math.floor(c.count * ratio * CUT_AIM));
+      if (k < 1) return null;
+      const head = sliceIndex(run, 0, k);
+      const first = insertable({ seriesId, fieldId, c: encodeChunk(head, type), run: head }, true);
+      if (first.bytes <= maxBytes) {
+        this.rowsCut++;
+        const rest = sliceIndex(run, k, c.count);
+        return [first, insertable({ seriesId, fieldId, c: encodeChunk(rest, type), run: rest })];
+      }
+      ratio *= (maxBytes - ROW_OVERHEAD) / Math.max(first.bytes - ROW_OVERHEAD, 1);
+    }
+    return null;
   }
 
   /**
@@ -2055,9 +2095,23 @@ function oldestVersion(run: Run, nodeName: (id: number) => string): FieldVersion
   return { hlc: Number(hlc), by };
 }
 
+/** A chunk row with its columns in table order and its record's size. */
+interface Insertable {
+  readonly row: ChunkRow;
+  readonly columns: Array<number | bigint | Uint8Array | null>;
+  readonly bytes: number;
+}
+
+/** `continued`: the row was cut to fill a leaf, and its values continue in the next row. */
+function insertable(row: ChunkRow, continued = false): Insertable {
+  const columns = chunkColumns(row.seriesId, row.fieldId, row.c, continued);
+  // The rowid is stored as NULL in the record.
+  return { row, columns, bytes: recordBytes([null, ...columns]) };
+}
+
 /** A chunk row's columns after its id, in table order. */
-function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns): Array<number | bigint | Uint8Array | null> {
-  return [seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc];
+function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns, continued = false): Array<number | bigint | Uint8Array | null> {
+  return [seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc, continued ? 1 : null];
 }
 
 /**
