@@ -58,11 +58,15 @@ export class RightmostLeaf {
     private readonly table: string,
   ) {
     this.root = sqlite.prepare("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = ?").raw();
-    this.page = sqlite.prepare("SELECT data FROM sqlite_dbpage WHERE pgno = ?").raw();
+    this.page = pageReader(sqlite);
   }
 
-  /** Free bytes of the leaf (0 when the tree is not the table b-tree this expects). */
+  /**
+   * Free bytes of the leaf: 0 when the tree is not the table b-tree this expects, or when this
+   * SQLite build cannot read pages (rows then only fill leaves less well).
+   */
   free(): number {
+    if (this.page === null) return 0;
     // The root moves only when tables are created or dropped; it is read each time all the same.
     let pgno = Number((this.root.get([this.table]) as [number] | undefined)?.[0] ?? 0);
     for (let depth = 0; pgno > 0 && depth < 32; depth++) {
@@ -86,6 +90,15 @@ export class RightmostLeaf {
       return free;
     }
     return 0;
+  }
+}
+
+/** A statement reading one page by number, or null without the sqlite_dbpage table. */
+function pageReader(sqlite: Sqlite) {
+  try {
+    return sqlite.prepare("SELECT data FROM sqlite_dbpage WHERE pgno = ?").raw();
+  } catch {
+    return null;
   }
 }
 
