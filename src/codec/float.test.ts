@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { decodeFloats, encodeFloats, encodeSplitForTest } from "./float.ts";
+import { decodeFloats, encodeFloats, encodeGorillaForTest, encodeSplitForTest } from "./float.ts";
 import { FORMAT, readColumnHeader } from "./format.ts";
 import { bytesOf, decimalWalk, mulberry32 } from "./testkit.ts";
 
@@ -249,5 +249,39 @@ describe("encodeFloats/decodeFloats", () => {
   test("stores a constant in about a bit per value", () => {
     const buf = roundTrip(new Float64Array(10_000).fill(Math.PI));
     expect(buf.length / 10_000).toBeLessThan(0.13);
+  });
+
+  test("a decimal column is never stored larger than its XOR form, whose size is counted before it is written", () => {
+    // Runs of repeats (where XOR costs a bit a value) with steps of a few hundredths or a jump
+    // now and then: either form can be the smaller.
+    const run = fc.tuple(fc.integer({ min: 1, max: 60 }), fc.oneof(fc.integer({ min: -300, max: 300 }), fc.integer({ min: -2e6, max: 2e6 })));
+    fc.assert(
+      fc.property(fc.array(run, { minLength: 1, maxLength: 40 }), (runs) => {
+        const values: number[] = [];
+        let cents = 5000;
+        for (const [repeat, step] of runs) {
+          cents += step;
+          for (let i = 0; i < repeat; i++) values.push(cents / 100);
+        }
+        const column = Float64Array.from(values);
+        const buf = roundTrip(column);
+        expect(buf.length).toBeLessThanOrEqual(encodeGorillaForTest(column).length);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("a full-precision column is never stored larger than its XOR or split form", () => {
+    // Runs of repeats of doubles with random mantissas: XOR wins on long runs, split on short.
+    const run = fc.tuple(fc.integer({ min: 1, max: 40 }), fc.double({ min: -1e6, max: 1e6, noNaN: true }));
+    fc.assert(
+      fc.property(fc.array(run, { minLength: 1, maxLength: 60 }), (runs) => {
+        const column = Float64Array.from(runs.flatMap(([repeat, v]) => Array.from({ length: repeat }, () => v)));
+        const buf = roundTrip(column);
+        expect(buf.length).toBeLessThanOrEqual(encodeGorillaForTest(column).length);
+        expect(buf.length).toBeLessThanOrEqual(encodeSplitForTest(column).length);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
