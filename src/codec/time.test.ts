@@ -114,4 +114,24 @@ describe("encodeTimes/decodeTimes", () => {
     expect(readColumnHeader(buf).format).toBe(FORMAT.TIME_RAW);
     expect(buf.length).toBeLessThanOrEqual(8 * 1000 + 3);
   });
+
+  // Regular columns skip the per-value passes; these are the bytes the per-value passes wrote.
+  const regular: Array<[string, bigint[], string]> = [
+    ["10 s apart in ns", Array.from({ length: 5 }, (_, i) => 1_704_067_200_000_000_000n + BigInt(i) * 10_000_000_000n), "110517a6101701650000a05000"],
+    ["1 ms apart, descending", Array.from({ length: 4 }, (_, i) => 1_000_000_000n - BigInt(i) * 1_000_000n), "1104000000003b9aca00603000"],
+    ["7 ns apart across zero", Array.from({ length: 6 }, (_, i) => -14n + BigInt(i) * 7n), "1106fffffffffffffff2009c00"],
+    ["two values", [5n, 9n], "11020000000000000005009000"],
+    ["a step too large for exact numbers", [-(2n ** 62n), 0n, 2n ** 62n], "1103c0000000000000000810000000000000000000"],
+    ["equal timestamps", [42n, 42n, 42n], "1103000000000000002af00000"],
+  ];
+  test("round-trips a column whose low words step alike but high words do not", () => {
+    const times = BigInt64Array.of(0n, 2n ** 32n + 5n, 2n ** 32n + 10n, 2n ** 33n + 15n);
+    roundTrip(times);
+  });
+
+  for (const [name, times, hex] of regular) {
+    test(`writes a regular column (${name}) as the general encoding does`, () => {
+      expect(Buffer.from(roundTrip(BigInt64Array.from(times))).toString("hex")).toBe(hex);
+    });
+  }
 });

@@ -38,14 +38,19 @@ export function encodeTimes(times: BigInt64Array): Uint8Array {
     if (n === 1) w.write64(words[HI]!, words[LO]!, 64);
     return w.finish();
   }
-  const k = commonScale(words, n);
-  // zz[0] is the first delta, zz[1..n-2] the delta-of-deltas, all zig-zagged.
-  const zz = new Uint32Array(2 * (n - 1));
-  if (k > 0) scaledZigzags(words, n, POW10[k]!, zz);
-  else wrappedZigzags(words, n, zz);
+  // Exactly regular timestamps (the usual case) have every delta-of-delta 0: only the first
+  // delta is worked out, and nothing is written per value.
+  const regular = oneDelta(words, n);
+  const m = regular ? 2 : n;
+  const k = commonScale(words, m);
+  // zz[0] is the first delta, zz[1..m-2] the delta-of-deltas, all zig-zagged.
+  const zz = new Uint32Array(2 * (m - 1));
+  if (k > 0) scaledZigzags(words, m, POW10[k]!, zz);
+  else wrappedZigzags(words, m, zz);
 
   const hist = new Float64Array(65);
-  for (let i = 1; i < n - 1; i++) hist[bitLength64(zz[2 * i + HI]!, zz[2 * i + LO]!)]!++;
+  if (regular) hist[0] = n - 2;
+  else for (let i = 1; i < n - 1; i++) hist[bitLength64(zz[2 * i + HI]!, zz[2 * i + LO]!)]!++;
   const plan = chooseBuckets(hist, n - 2);
   const firstWidth = bitLength64(zz[HI]!, zz[LO]!);
   const bits = 64 + 4 + 7 + firstWidth + 2 + 7 * plan.widths.length + plan.bits;
@@ -75,14 +80,30 @@ export function encodeTimes(times: BigInt64Array): Uint8Array {
     prefixLen[len] = best < b - 1 ? best + 1 : best;
     prefix[len] = best < b - 1 ? ((1 << best) - 1) << 1 : (1 << best) - 1;
   }
-  for (let i = 1; i < n - 1; i++) {
-    const hi = zz[2 * i + HI]!;
-    const lo = zz[2 * i + LO]!;
-    const len = bitLength64(hi, lo);
-    w.write(prefix[len]!, prefixLen[len]!);
-    w.write64(hi, lo, widthFor[len]!);
+  // A regular column has one bucket of width 0: its values take no bits.
+  if (!regular) {
+    for (let i = 1; i < n - 1; i++) {
+      const hi = zz[2 * i + HI]!;
+      const lo = zz[2 * i + LO]!;
+      const len = bitLength64(hi, lo);
+      w.write(prefix[len]!, prefixLen[len]!);
+      w.write64(hi, lo, widthFor[len]!);
+    }
   }
   return w.finish();
+}
+
+/** Whether every delta (modulo 2^64) equals the first. */
+function oneDelta(words: Uint32Array, n: number): boolean {
+  const dLo = (words[2 + LO]! - words[LO]!) >>> 0;
+  const dHi = (words[2 + HI]! - words[HI]! - (words[2 + LO]! < words[LO]! ? 1 : 0)) | 0;
+  for (let i = 2; i < n; i++) {
+    const lo = words[2 * i + LO]!;
+    const prevLo = words[2 * (i - 1) + LO]!;
+    if (((lo - prevLo) >>> 0) !== dLo) return false;
+    if (((words[2 * i + HI]! - words[2 * (i - 1) + HI]! - (lo < prevLo ? 1 : 0)) | 0) !== dHi) return false;
+  }
+  return true;
 }
 
 /** Decodes a column written by encodeTimes. */
