@@ -44,10 +44,13 @@ export function encodeClocks(clocks: Float64Array): Uint8Array {
   writeHeader(w, FORMAT.CLOCK_RUNS, n);
   if (n === 0) return w.finish();
 
-  // One pass: each run's millisecond, counter (packed words) and length (packed words).
-  const ms = new Float64Array(n);
-  const counters = new Uint32Array(2 * n);
-  const lengths = new Uint32Array(2 * n);
+  // Runs are counted first (a request's values share a clock, so there are several times
+  // fewer runs than values), then each run's millisecond, counter and length (packed words).
+  let runs = 1;
+  for (let i = 1; i < n; i++) if (clocks[i] !== clocks[i - 1]) runs++;
+  const ms = new Float64Array(runs);
+  const counters = new Uint32Array(2 * runs);
+  const lengths = new Uint32Array(2 * runs);
   let r = 0;
   let anyCounter = 0;
   for (let i = 0; i < n; i++) {
