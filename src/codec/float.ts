@@ -98,6 +98,16 @@ function ctz(x: number): number {
   return 31 - Math.clz32(x & -x);
 }
 
+/**
+ * The leading zero bits (at most 31: the paper's 5-bit field) and trailing zero bits of a
+ * non-zero 64-bit XOR, as lead * 64 + trail.
+ */
+function xorZeros(xh: number, xl: number): number {
+  const lead = xh !== 0 ? Math.clz32(xh) : 32 + Math.clz32(xl);
+  const trail = xl !== 0 ? ctz(xl) : 32 + ctz(xh);
+  return (lead > 31 ? 31 : lead) * 64 + trail;
+}
+
 function encodeGorilla(words: Uint32Array, n: number): Uint8Array {
   const w = new BitWriter(16 + n * 9);
   writeHeader(w, FORMAT.FLOAT_GORILLA, n);
@@ -120,9 +130,9 @@ function encodeGorilla(words: Uint32Array, n: number): Uint8Array {
       w.write(0, 1);
       continue;
     }
-    let lead = xh !== 0 ? Math.clz32(xh) : 32 + Math.clz32(xl);
-    const trail = xl !== 0 ? ctz(xl) : 32 + ctz(xh);
-    if (lead > 31) lead = 31; // the paper's 5-bit field
+    const z = xorZeros(xh, xl);
+    const lead = z >> 6;
+    const trail = z & 63;
     let shift: number;
     let width: number;
     if (lead >= prevLead && trail >= prevTrail) {
@@ -167,9 +177,9 @@ function gorillaExceeds(words: Uint32Array, n: number, limit: number): boolean {
       bits += 1;
       continue;
     }
-    let lead = xh !== 0 ? Math.clz32(xh) : 32 + Math.clz32(xl);
-    const trail = xl !== 0 ? ctz(xl) : 32 + ctz(xh);
-    if (lead > 31) lead = 31;
+    const z = xorZeros(xh, xl);
+    const lead = z >> 6;
+    const trail = z & 63;
     if (lead >= prevLead && trail >= prevTrail) bits += 2 + 64 - prevLead - prevTrail;
     else {
       bits += 2 + 5 + 6 + 64 - lead - trail;
