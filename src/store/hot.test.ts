@@ -715,6 +715,19 @@ function expectSameAs(b: HotBuffer, m: Model): void {
       const origins = rows.map((r) => r.origin);
       expect(run.origins).toEqual(origins.every((o) => o === origins[0]) ? origins[0]! : Uint16Array.from(origins));
     }
+    // Only the rows newer than a clock (one that rows have, so both sides of it are tried).
+    const clocks = m.rows.map((r) => r.hlc).sort((x, y) => x - y);
+    for (const newerThan of [clocks[0] ?? 0, clocks[clocks.length >> 1] ?? 0]) {
+      const newer = rows.filter((r) => r.hlc > newerThan);
+      const part = b.snapshot(c, newerThan);
+      expect(part.times).toEqual(BigInt64Array.from(newer, (r) => r.time));
+      expect(part.hlcs).toEqual(BigInt64Array.from(newer, (r) => BigInt(r.hlc)));
+      expectSameValues(valuesOf(part.values), newer.map((r) => r.cells.get(c)!));
+      if (newer.length > 0) {
+        const origins = newer.map((r) => r.origin);
+        expect(part.origins).toEqual(origins.every((o) => o === origins[0]) ? origins[0]! : Uint16Array.from(origins));
+      }
+    }
   }
 }
 

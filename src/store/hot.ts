@@ -285,14 +285,19 @@ export class HotBuffer {
     return count;
   }
 
-  /** A copy of one column's values, in time order (equal times possible, see hasDuplicates). */
-  snapshot(col: number): Run {
+  /**
+   * A copy of one column's values, in time order (equal times possible, see hasDuplicates);
+   * with `newerThan`, only those of rows whose version clock is above it.
+   */
+  snapshot(col: number, newerThan = Number.NEGATIVE_INFINITY): Run {
     const n = this.length;
-    const count = this.countOf(col);
     const rows = this.rows;
     const rb = this.rowBase;
+    let count = this.countOf(col);
+    let older = 0;
+    if (newerThan !== Number.NEGATIVE_INFINITY) for (let i = 0; i < n; i++) if (rows.hlcs[rb + i]! <= newerThan) older++;
     const vb = this.valBase + col * this.capacity;
-    if (count === n) {
+    if (count === n && older === 0) {
       return {
         times: rows.times.slice(rb, rb + n),
         values: this.valuesOf(col, vb, n, null),
@@ -300,10 +305,15 @@ export class HotBuffer {
         origins: this.origin === MIXED ? compactOrigins(rows.origins.slice(rb, rb + n)) : this.origin,
       };
     }
-    // Some rows lack the column: gather the ones that have it.
-    const picked = new Int32Array(count);
+    // Some rows lack the column, or are too old: gather the others.
     const bit = 1 << col;
-    for (let i = 0, k = 0; i < n; i++) if ((rows.masks[rb + i]! & bit) !== 0) picked[k++] = i;
+    const wanted = (i: number) => (rows.masks[rb + i]! & bit) !== 0 && rows.hlcs[rb + i]! > newerThan;
+    if (older > 0) {
+      count = 0;
+      for (let i = 0; i < n; i++) if (wanted(i)) count++;
+    }
+    const picked = new Int32Array(count);
+    for (let i = 0, k = 0; i < n; i++) if (wanted(i)) picked[k++] = i;
     const times = new BigInt64Array(count);
     const timeWords = new Int32Array(times.buffer);
     const hlcs = new Float64Array(count);

@@ -1286,7 +1286,8 @@ export class Store {
     for (const b of [...this.live]) {
       for (let col = 0; col < b.width; col++) {
         if (b.length === 0 || !live(b.series)) break;
-        const record = this.backfillRecord(b.series, b.fields[col]!, b.snapshot(col), since, originId);
+        // Only rows the twin lacks are copied: a buffer often holds many it already has.
+        const record = this.backfillRecord(b.series, b.fields[col]!, b.snapshot(col, Number(since)), since, originId);
         if (record !== null) yield record;
       }
     }
