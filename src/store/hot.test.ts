@@ -707,25 +707,18 @@ function expectSameAs(b: HotBuffer, m: Model): void {
   for (let c = 0; c < m.fields.length; c++) {
     const rows = m.rows.filter((r) => r.cells.has(c));
     expect(b.countOf(c)).toBe(rows.length);
-    const run = b.snapshot(c);
-    expect(run.times).toEqual(BigInt64Array.from(rows, (r) => r.time));
-    expect(run.hlcs).toEqual(BigInt64Array.from(rows, (r) => BigInt(r.hlc)));
-    expectSameValues(valuesOf(run.values), rows.map((r) => r.cells.get(c)!));
-    if (rows.length > 0) {
-      const origins = rows.map((r) => r.origin);
-      expect(run.origins).toEqual(origins.every((o) => o === origins[0]) ? origins[0]! : Uint16Array.from(origins));
-    }
-    // Only the rows newer than a clock (one that rows have, so both sides of it are tried).
+    // The whole column, then only the rows newer than a clock (one that rows have, so both
+    // sides of it are tried).
     const clocks = m.rows.map((r) => r.hlc).sort((x, y) => x - y);
-    for (const newerThan of [clocks[0] ?? 0, clocks[clocks.length >> 1] ?? 0]) {
-      const newer = rows.filter((r) => r.hlc > newerThan);
-      const part = b.snapshot(c, newerThan);
-      expect(part.times).toEqual(BigInt64Array.from(newer, (r) => r.time));
-      expect(part.hlcs).toEqual(BigInt64Array.from(newer, (r) => BigInt(r.hlc)));
-      expectSameValues(valuesOf(part.values), newer.map((r) => r.cells.get(c)!));
-      if (newer.length > 0) {
-        const origins = newer.map((r) => r.origin);
-        expect(part.origins).toEqual(origins.every((o) => o === origins[0]) ? origins[0]! : Uint16Array.from(origins));
+    for (const newerThan of [undefined, clocks[0] ?? 0, clocks[clocks.length >> 1] ?? 0]) {
+      const want = newerThan === undefined ? rows : rows.filter((r) => r.hlc > newerThan);
+      const run = newerThan === undefined ? b.snapshot(c) : b.snapshot(c, newerThan);
+      expect(run.times).toEqual(BigInt64Array.from(want, (r) => r.time));
+      expect(run.hlcs).toEqual(BigInt64Array.from(want, (r) => BigInt(r.hlc)));
+      expectSameValues(valuesOf(run.values), want.map((r) => r.cells.get(c)!));
+      if (want.length > 0) {
+        const origins = want.map((r) => r.origin);
+        expect(run.origins).toEqual(origins.every((o) => o === origins[0]) ? origins[0]! : Uint16Array.from(origins));
       }
     }
   }
