@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
-import { decodeFrame } from "../src/wal/frame.ts";
+import { decodeFrame, writeText } from "../src/wal/frame.ts";
 import { MessageReader } from "../src/peer/wire.ts";
 import { makeWorkload, INTERVAL_SECONDS } from "./workload.ts";
 
@@ -815,8 +815,7 @@ export async function lsnsByFirstLine(
         if (m.type !== "frame") continue;
         const f = decodeFrame(m.bytes);
         if (f.op.kind === "write") {
-          const raw = f.op.lines as string | Uint8Array;
-          const text = typeof raw === "string" ? raw : new TextDecoder().decode(raw);
+          const text = writeText(f.op);
           const nl = text.indexOf("\n");
           out.set(nl < 0 ? text : text.slice(0, nl), f.lsn);
         }

@@ -41,6 +41,11 @@ function expectAll(exported: string, acked: Acked, unknown: Acked = new Map()): 
 
 let clock = 1_000;
 
+async function framesCompressed(url: string): Promise<number> {
+  const scrape = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^tsdb_pair_store_frames_compressed_total (\d+)$/m.exec(scrape)?.[1] ?? -1);
+}
+
 /** Writers on both nodes: own series, and a shared series both write at the same times. */
 async function load(pair: Pair, acked: Acked, opts: { requests: number; until?: () => boolean; unknown?: Acked }): Promise<void> {
   const base = (clock += 1_000_000);
@@ -142,6 +147,41 @@ describe("pairing", () => {
         expect(b.gaps.length).toBeGreaterThan(0);
         expect(b.gaps.every((g) => g.repairedAt !== null)).toBe(true);
         expect(b.counters.backfill_values).toBeGreaterThan(0);
+      } finally {
+        await pair.close();
+      }
+    },
+    { timeout: 120_000 },
+  );
+
+  test(
+    "large requests are stored and sent as compressed frames, and replayed from them after SIGKILL",
+    async () => {
+      const pair = await startPair();
+      try {
+        const acked: Acked = new Map();
+        // Both links stream frames first: a twin that joins with nothing is seeded from storage instead.
+        await load(pair, acked, { requests: 1 });
+        await converged(pair);
+        // Past the size parsed on a worker, which compresses them for their frames; over enough
+        // series that no buffer fills a chunk, so nothing is flushed before the kill.
+        const large = async (m: PairMember, k: number) => {
+          const lines = Array.from({ length: 4_000 }, (_, i) => {
+            const t = ++clock;
+            return `large,k=${k},node=${m.id},s=${i % 40} v=${t}i ${t}`;
+          });
+          const res = await write(m.node.url, lines.join("\n"));
+          if (res.status !== 204) throw new Error(`write to ${m.id}: ${res.status} ${res.text}`);
+          remember(acked, lines);
+        };
+        await Promise.all([0, 1, 2].flatMap((k) => [large(pair.a, k), large(pair.b, k)]));
+        expectAll(await converged(pair), acked);
+        // Each node stored its own three compressed, and the twin's three as they came.
+        for (const m of [pair.a, pair.b]) expect(await framesCompressed(m.node.url)).toBe(6);
+        // Nothing is flushed yet: the values come back from those frames, own and the twin's.
+        await pair.b.node.kill();
+        await pair.restart(pair.b);
+        expectAll(await converged(pair), acked);
       } finally {
         await pair.close();
       }

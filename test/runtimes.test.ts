@@ -45,6 +45,12 @@ async function roundTrip(start: StartOptions): Promise<void> {
   expect(big.status).toBe(400);
   expect(JSON.parse(big.text).error).toMatch(/^partial write: .*dropped=2$/);
   expect(await exportDb(node.url, "big")).toBe(BIG_EXPECTED);
+  // A body with every line good is stored as a compressed frame (compressed on the worker).
+  const whole = BIG_BODY.split("\n").slice(3).join("\n");
+  expect((await write(node.url, whole, "db=whole")).status).toBe(204);
+  expect(await exportDb(node.url, "whole")).toBe(BIG_EXPECTED.split("\n").slice(1).join("\n"));
+  const scrape = await (await fetch(`${node.url}/metrics`)).text();
+  expect(scrape).toMatch(/^tsdb_pair_store_frames_compressed_total 1$/m);
   expect(await node.stop()).toBe(0);
   // The worker loaded and did the parse (a worker that cannot load is logged, then bypassed).
   expect(node.stderr()).not.toContain("worker thread");

@@ -1,15 +1,16 @@
 /**
  * A worker thread (see workers.ts): decodes and parses request bodies and the twin's frames,
- * and deflates the frames sent to the twin, off the main thread. Messages in: WorkerJob; out: WorkerReply
- * (a parse comes back packed, see lineprotocol/packed.ts; bytes are moved, not copied).
+ * compresses bodies for their frames, and deflates the frames sent to the twin, off the main
+ * thread. Messages in: WorkerJob; out: WorkerReply (a parse comes back packed, see
+ * lineprotocol/packed.ts; bytes are moved, not copied).
  * Holds no state between jobs.
  */
 import { isTsdbError } from "../errors.ts";
-import { decodeBody } from "../http/body.ts";
 import { packBatch } from "../lineprotocol/packed.ts";
 import { parseLines } from "../lineprotocol/parse.ts";
 import { compressFrame } from "../peer/wire.ts";
-import type { WorkerJob, WorkerReply } from "./workers.ts";
+import { compressLines } from "../wal/frame.ts";
+import { bodyText, type WorkerJob, type WorkerReply } from "./workers.ts";
 
 const scope = globalThis as unknown as {
   onmessage: ((e: MessageEvent<WorkerJob>) => void) | null;
@@ -20,8 +21,14 @@ scope.onmessage = (e) => {
   const job = e.data;
   try {
     if (job.kind === "parse") {
-      const text = typeof job.body === "string" ? job.body : decodeBody(job.body);
-      const { packed, transfer } = packBatch(parseLines(text, { precision: job.precision, defaultTime: job.defaultTime }));
+      const result = parseLines(bodyText(job.body), { precision: job.precision, defaultTime: job.defaultTime });
+      const { packed, transfer } = packBatch(result);
+      const body = job.body;
+      if (job.compress && body instanceof Uint8Array && result.errors.length === 0) {
+        const compressed = compressLines(body);
+        scope.postMessage({ id: job.id, packed, compressed }, [...transfer, compressed.zstd.buffer as ArrayBuffer]);
+        return;
+      }
       scope.postMessage({ id: job.id, packed }, transfer);
       return;
     }

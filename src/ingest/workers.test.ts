@@ -3,6 +3,7 @@ import { isTsdbError } from "../errors.ts";
 import { toPoints } from "../lineprotocol/parse.ts";
 import { silentLogger } from "../log.ts";
 import { compressFrame, inflateFrame } from "../peer/wire.ts";
+import { compressLines, inflateLines } from "../wal/frame.ts";
 import { OFFLOAD_BYTES, WorkerPool, parseBody } from "./workers.ts";
 
 const NOW = 1_700_000_000_000_000_000n;
@@ -78,5 +79,40 @@ describe("worker pool", () => {
     expect(z).toEqual(compressFrame(frame));
     expect(inflateFrame(z)).toEqual(frame);
     expect(pool.offloaded).toBe(1);
+  });
+
+  test("compresses a body that parses whole, on the worker, for its frame; not one with a bad line", async () => {
+    const pool = new WorkerPool(1, silentLogger);
+    pools.push(pool);
+    const lines = Array.from({ length: 4000 }, (_, i) => `cpu,host=h${i % 50} usage=${i / 4},n=${i}i ${i}`);
+    const good = encoder.encode(lines.join("\n"));
+    const r = await pool.parse(good, "ns", NOW, true);
+    expect(r.errors).toEqual([]);
+    expect(r.compressed).toBeDefined();
+    expect(r.compressed!.zstd.length).toBeLessThan(good.length / 3);
+    expect(inflateLines(r.compressed!)).toEqual(good);
+    // Not asked, a bad line, or a small body parsed in place: nothing compressed.
+    expect((await pool.parse(good, "ns", NOW)).compressed).toBeUndefined();
+    expect((await pool.parse(bigBody(4000, "b"), "ns", NOW, true)).compressed).toBeUndefined();
+    expect((await pool.parse(encoder.encode(lines[0]!), "ns", NOW, true)).compressed).toBeUndefined();
+    expect(pool.offloaded).toBe(3);
+  });
+
+  test("parses compressed lines (a twin's frame) as it parses their text, on a worker and in place", async () => {
+    const pool = new WorkerPool(1, silentLogger);
+    pools.push(pool);
+    const body = bigBody(4000, "q");
+    const lines = compressLines(body);
+    const inline = parseBody(body, "ns", NOW);
+    for (const r of [await pool.parse(lines, "ns", NOW), parseBody(lines, "ns", NOW)]) {
+      expect(toPoints(r.batch)).toEqual(toPoints(inline.batch));
+      expect(r.errors).toEqual(inline.errors);
+    }
+    expect(pool.offloaded).toBe(1);
+    const err = await pool.parse({ ...lines, textBytes: lines.textBytes + 1 }, "ns", NOW).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isTsdbError(err, "corrupt_frame")).toBe(true);
   });
 });

@@ -360,6 +360,10 @@ export function createMetrics(r: Registry) {
       name: "tsdb_pair_store_chunks_cut_total",
       help: "Chunk rows cut in two since start so the first part fills a leaf page's gap.",
     }),
+    storeFramesCompressed: r.counter({
+      name: "tsdb_pair_store_frames_compressed_total",
+      help: "Frames (own and the twin's) stored since start with their lines compressed.",
+    }),
     storeCompactionPending: r.gauge({
       name: "tsdb_pair_store_compaction_pending",
       help: "Series and fields whose chunks wait for compaction (it runs while the writer is idle).",
@@ -522,6 +526,8 @@ export interface StoreMetricsSource {
     readonly chunksWritten: number;
     /** Rows cut to fill leaf pages, when the store cuts them. */
     readonly chunksCut?: number;
+    /** Frames stored with compressed lines, when the store compresses them. */
+    readonly framesCompressed?: number;
     /** Chunks in the store, when the store counts them. */
     readonly chunks?: number;
     /** Bytes the hot buffers hold. */
@@ -549,6 +555,7 @@ export function bindStoreMetrics(store: StoreMetricsSource, dataDir: string, m: 
     if (s.compactionPending !== undefined) m.storeCompactionPending.set(s.compactionPending);
     m.storeChunksWritten.setTotal(s.chunksWritten);
     if (s.chunksCut !== undefined) m.storeChunksCut.setTotal(s.chunksCut);
+    if (s.framesCompressed !== undefined) m.storeFramesCompressed.setTotal(s.framesCompressed);
     m.storeDiskBytes.set({ file: "db" }, fileSize(join(dataDir, "tsdb.db")));
     m.storeDiskBytes.set({ file: "wal" }, fileSize(join(dataDir, "tsdb.db-wal")) + fileSize(join(dataDir, "tsdb.db-shm")));
   });

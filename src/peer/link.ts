@@ -10,7 +10,7 @@ import { TsdbError, isTsdbError } from "../errors.ts";
 import type { ParseResult, Precision } from "../lineprotocol/types.ts";
 import type { Logger } from "../log.ts";
 import type { BackfillRecord, Store, TwinCursor, TwinIdentity } from "../store/store.ts";
-import { decodeFrame, type Frame } from "../wal/frame.ts";
+import { decodeFrame, type Frame, type WriteOp } from "../wal/frame.ts";
 import { hlcPhysicalMs } from "../wal/hlc.ts";
 import { formatPosition } from "../wal/position.ts";
 import { ApplyPipeline } from "./pipeline.ts";
@@ -55,7 +55,7 @@ export interface PeerLinkOptions {
    * applying the twin's frames then costs the writer about what storing costs, not what
    * parsing costs too. Without it the store parses them itself.
    */
-  readonly parse?: (lines: Uint8Array | string, precision: Precision, defaultTime: bigint) => Promise<ParseResult>;
+  readonly parse?: (lines: WriteOp["lines"], precision: Precision, defaultTime: bigint) => Promise<ParseResult>;
   /** Catch up from the twin's storage when this far behind (DEFAULT_CATCH_UP_BYTES when absent). */
   readonly catchUpBytes?: number;
 }
@@ -369,7 +369,7 @@ export class PeerLink {
       frames.map(async (bytes) => {
         let frame: Frame;
         try {
-          // The lines stay bytes: the worker decodes (and checks) them as it parses.
+          // The lines stay bytes (or compressed): the worker inflates, decodes and checks them as it parses.
           frame = decodeFrame(bytes, { rawLines: true });
         } catch {
           return undefined;

@@ -10,6 +10,7 @@ import { sameSecret } from "../secret.ts";
 import type { Logger } from "../log.ts";
 import type { Store } from "../store/store.ts";
 import { metrics } from "../ops/metrics.ts";
+import { holdsCompressedLines } from "../wal/frame.ts";
 import { compressFrame, encodeMessage, type Hello, type Message } from "./wire.ts";
 
 /** A database and time range to re-send (peer verify --repair). */
@@ -117,16 +118,18 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
             yield { type: "gap", gap: { from: cursor + 1, to: batch[0]!.lsn - 1 } };
             return;
           }
-          // The batch's frames are compressed side by side, then sent in order.
+          // The batch's frames are compressed side by side, then sent in order. A frame whose
+          // lines are stored compressed goes as it is.
           const squeeze = deps.compress ?? ((bytes: Uint8Array) => Promise.resolve(compressFrame(bytes)));
-          const packed = compress ? batch.map((f) => squeeze(f.bytes)) : null;
+          const packed = compress ? batch.map((f) => (holdsCompressedLines(f.bytes) ? null : squeeze(f.bytes))) : null;
           // A failure is thrown where its frame is awaited; the others must not go unhandled.
-          for (const p of packed ?? []) p.catch(() => undefined);
+          for (const p of packed ?? []) p?.catch(() => undefined);
           for (let k = 0; k < batch.length; k++) {
             const f = batch[k]!;
             metrics.peerFramesSent.inc({ peer: requester });
             metrics.peerBytesSent.inc({ peer: requester }, f.bytes.length);
-            if (packed !== null) yield { type: "frame_z", bytes: await packed[k]! };
+            const squeezed = packed?.[k] ?? null;
+            if (squeezed !== null) yield { type: "frame_z", bytes: await squeezed };
             else yield { type: "frame", bytes: f.bytes };
           }
           cursor = batch[batch.length - 1]!.lsn;

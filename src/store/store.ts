@@ -26,7 +26,9 @@ import {
   decodeFrame,
   describeFrame,
   encodeFrame,
+  isCompressed,
   writeText,
+  type CompressedLines,
   type DeleteOp,
   type DropDatabaseOp,
   type DropMeasurementOp,
@@ -117,10 +119,11 @@ export interface WriteRequest {
   readonly defaultTime: bigint;
   readonly batch: PointBatch;
   /**
-   * The request body the batch was parsed from, when every line of it parsed: stored as the
-   * frame's text if no point is refused, since replaying it yields the same points.
+   * The request body the batch was parsed from (its bytes, or compressed), when every line of
+   * it parsed: stored as the frame's text if no point is refused, since replaying it yields
+   * the same points.
    */
-  readonly body?: Uint8Array;
+  readonly body?: Uint8Array | CompressedLines;
   /** Create the database if it does not exist (else: not_found). */
   readonly autoCreate: boolean;
 }
@@ -219,6 +222,8 @@ export interface StoreStats {
   readonly chunksWritten: number;
   /** Chunk rows cut in two so a leaf page fills (see PageFit.fillLeaves). */
   readonly chunksCut: number;
+  /** Frames (own and the twin's) stored since start with their lines compressed (see wal/frame.ts). */
+  readonly framesCompressed: number;
   /** Chunks in the store now. */
   readonly chunks: number;
   /** Chunks merged away by compaction since start. */
@@ -307,6 +312,7 @@ export class Store {
   private readonly tombstones = new Map<string, Tombstone[]>();
   private chunksWritten = 0;
   private rowsCut = 0;
+  private framesCompressed = 0;
   private chunkCount = 0;
   private readonly observe: NonNullable<StoreOptions["observe"]>;
   private readonly compactor: Compactor;
@@ -616,6 +622,7 @@ export class Store {
       hotBytes: this.hotBytes,
       chunksWritten: this.chunksWritten,
       chunksCut: this.rowsCut,
+      framesCompressed: this.framesCompressed,
       chunks: this.chunkCount,
       chunksCompacted: this.compactor.rewritten,
       compactionPending: this.compactor.pendingCount(),
@@ -948,6 +955,7 @@ export class Store {
     if (index.length === 0) return { pending: p, result: { accepted: 0, conflicts, lsn: null }, frames: [] };
     // The whole body when every line of it is stored; else the stored lines' own text.
     const wholeBody = req.body !== undefined && conflicts.length === 0;
+    const lines = wholeBody ? req.body! : index.map((i) => batch.raw[i]!).join("\n");
     const frame: Frame = {
       origin: this.nodeId,
       lsn: ++this.lastLsn,
@@ -958,10 +966,11 @@ export class Store {
         rp: req.rp,
         precision: req.precision,
         defaultTime: req.defaultTime,
-        lines: wholeBody ? req.body! : index.map((i) => batch.raw[i]!).join("\n"),
+        lines,
       },
     };
     const info = this.stmts.insertFrame.run([this.selfId, frame.lsn, frame.hlc, encodeFrame(frame)]);
+    if (isCompressed(lines)) this.framesCompressed++;
     const seq = Number(info.lastInsertRowid);
     return { pending: p, result: { accepted: index.length, conflicts, lsn: frame.lsn }, frames: [{ frame, seq, points: { batch, index } }] };
   }
@@ -1231,6 +1240,7 @@ export class Store {
           this.applySchemaToTables(frame, frame.op);
         }
         const info = this.stmts.insertFrame.run([originId, frame.lsn, frame.hlc, bytes]);
+        if (frame.op.kind === "write" && isCompressed(frame.op.lines)) this.framesCompressed++;
         committed.push({ frame, seq: Number(info.lastInsertRowid), points, retyped: retyped.splice(0) });
         lsn = frame.lsn;
         hlc = frame.hlc;

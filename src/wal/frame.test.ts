@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { crc32 } from "node:zlib";
 import { isTsdbError } from "../errors.ts";
-import { decodeFrame, encodeFrame, type Frame } from "./frame.ts";
+import { type CompressedLines, compressLines, decodeFrame, encodeFrame, type Frame, holdsCompressedLines, writeText, type WriteOp } from "./frame.ts";
 
 const frame: Frame = {
   origin: "iotdb-1",
@@ -99,4 +99,55 @@ describe("schema frames", () => {
 test("a create frame keeps its retention duration", () => {
   const f: Frame = { origin: "a", lsn: 3, hlc: 4, op: { kind: "create_db", db: "x", durationNs: 3_600_000_000_000n } };
   expect(decodeFrame(encodeFrame(f))).toEqual(f);
+});
+
+describe("frames with compressed lines", () => {
+  const text = Array.from({ length: 2000 }, (_, i) => `m,host=h${i % 40} v=${i * 0.25},c=${i}i ${i}`).join("\n") + '\nm s="ü"';
+  const bytes = new TextEncoder().encode(text);
+  const op = { kind: "write", db: "plant", rp: "", precision: "ns", defaultTime: 9n } as const;
+  const compressed: Frame = { origin: "iotdb-1", lsn: 12, hlc: 34, op: { ...op, lines: compressLines(bytes) } };
+
+  test("round-trip, inflate to the very text, and are marked as compressed", () => {
+    const encoded = encodeFrame(compressed);
+    const plain = encodeFrame({ ...compressed, op: { ...op, lines: bytes } });
+    expect(encoded.length).toBeLessThan(plain.length / 3);
+    expect(holdsCompressedLines(encoded)).toBe(true);
+    expect(holdsCompressedLines(plain)).toBe(false);
+    for (const raw of [false, true]) {
+      const back = decodeFrame(encoded, { rawLines: raw });
+      expect(back).toEqual(compressed);
+      expect(writeText(back.op as WriteOp)).toBe(text);
+    }
+  });
+
+  /** The frame with other compressed lines, with a valid checksum (a forged frame). */
+  function forge(lines: CompressedLines): Uint8Array {
+    return encodeFrame({ ...compressed, op: { ...op, lines } });
+  }
+
+  const good = compressLines(bytes);
+  const refused: Array<[string, CompressedLines, RegExp]> = [
+    ["a stated length that is too short", { ...good, textBytes: good.textBytes - 1 }, /do not inflate|inflate to/],
+    ["a stated length that is too long", { ...good, textBytes: good.textBytes + 1 }, /inflate to \d+ bytes, not the/],
+    ["zstd data cut short", { ...good, zstd: good.zstd.subarray(0, good.zstd.length - 9) }, /inflate to|do not inflate/],
+    ["bytes that are not zstd", { zstd: new Uint8Array(40).fill(7), textBytes: 100 }, /do not inflate/],
+  ];
+  for (const [name, lines, reason] of refused) {
+    test(`refuse ${name}, as a corrupt frame`, () => {
+      const frame = decodeFrame(forge(lines));
+      let err: unknown;
+      try {
+        writeText(frame.op as WriteOp);
+      } catch (e) {
+        err = e;
+      }
+      expect(isTsdbError(err, "corrupt_frame")).toBe(true);
+      expect((err as Error).message).toMatch(reason);
+    });
+  }
+
+  test("refuse a flipped bit in the compressed bytes by checksum", () => {
+    const encoded = encodeFrame(compressed);
+    expect(() => decodeFrame(corrupted(encoded, encoded.length - 5))).toThrow(/checksum mismatch/);
+  });
 });
