@@ -5,7 +5,7 @@
  */
 import { Hono, type Context } from "hono";
 import { TsdbError, isTsdbError, type ErrorCode } from "../errors.ts";
-import { type Parsed, parseBody, type WorkerPool } from "../ingest/workers.ts";
+import { type ParsedRequest, parseBody, type WorkerPool } from "../ingest/workers.ts";
 import type { LineError, Precision } from "../lineprotocol/types.ts";
 import type { Logger } from "../log.ts";
 import type { Store, TypeConflict, WriteOutcome } from "../store/store.ts";
@@ -151,13 +151,17 @@ export function createApp(opts: AppOptions): Hono {
     const raw = await readBody(c.req.raw, opts.maxBodyBytes);
     const bytes = raw.length;
     const defaultTime = nowNs();
-    const parsed: Parsed = await (opts.workers?.parse(raw, target.precision, defaultTime, true) ?? parseBody(raw, target.precision, defaultTime));
+    // `raw` is handed over to the parse (it may move to a worker): use `parsed.lines` after it.
+    const parsed: ParsedRequest = await (opts.workers?.parseRequest(raw, target.precision, defaultTime) ?? {
+      ...parseBody(raw, target.precision, defaultTime),
+      lines: raw,
+    });
     const { batch, errors } = parsed;
     let outcome: WriteOutcome = { accepted: 0, conflicts: [], lsn: null };
     if (batch.length > 0) {
       // With every line good, the body itself is the frame's text (no re-join, no re-encode),
       // compressed when a worker parsed it.
-      const body = errors.length === 0 ? (parsed.compressed ?? raw) : undefined;
+      const body = errors.length === 0 ? parsed.lines : undefined;
       outcome = await opts.store.write({ ...target, defaultTime, batch, body, autoCreate: opts.autoCreate });
     }
     recordWrite(dialect, {

@@ -27,9 +27,11 @@ scope.onmessage = (e) => {
       if (job.compress && body instanceof Uint8Array && result.errors.length === 0) {
         const compressed = compressLines(body);
         scope.postMessage({ id: job.id, packed, compressed }, [...transfer, compressed.zstd.buffer as ArrayBuffer]);
-        return;
+      } else if (job.moved && body instanceof Uint8Array) {
+        scope.postMessage({ id: job.id, packed, body }, [...transfer, body.buffer as ArrayBuffer]);
+      } else {
+        scope.postMessage({ id: job.id, packed }, transfer);
       }
-      scope.postMessage({ id: job.id, packed }, transfer);
       return;
     }
     // A fresh copy, so its buffer can be moved whole (zlib may hand back a view of a larger one).

@@ -33,17 +33,35 @@ export type WorkerJob =
       readonly defaultTime: bigint;
       /** Also compress the body for its frame, when every line parses (see wal/frame.ts). */
       readonly compress: boolean;
+      /** The body's buffer was moved here: send it back unless it comes back compressed. */
+      readonly moved: boolean;
     }
   | { readonly id: number; readonly kind: "deflate"; readonly bytes: Uint8Array };
 
 export type WorkerReply =
-  | { readonly id: number; readonly packed: PackedBatch; readonly compressed?: CompressedLines; readonly bytes?: undefined; readonly error?: undefined }
-  | { readonly id: number; readonly bytes: Uint8Array; readonly packed?: undefined; readonly compressed?: undefined; readonly error?: undefined }
+  | {
+      readonly id: number;
+      readonly packed: PackedBatch;
+      readonly compressed?: CompressedLines;
+      /** A moved body, moved back. */
+      readonly body?: Uint8Array;
+      readonly bytes?: undefined;
+      readonly error?: undefined;
+    }
+  | {
+      readonly id: number;
+      readonly bytes: Uint8Array;
+      readonly packed?: undefined;
+      readonly compressed?: undefined;
+      readonly body?: undefined;
+      readonly error?: undefined;
+    }
   | {
       readonly id: number;
       readonly error: { readonly code: ErrorCode; readonly message: string };
       readonly packed?: undefined;
       readonly compressed?: undefined;
+      readonly body?: undefined;
       readonly bytes?: undefined;
     };
 
@@ -73,8 +91,11 @@ function workerUrl(): string {
   return new URL("./worker.ts", import.meta.url).href;
 }
 
-/** A parse result, with the body compressed for its frame when that was asked for and every line parsed. */
-export type Parsed = ParseResult & { readonly compressed?: CompressedLines };
+/** A request body's parse result, with what its frame stores if every line is accepted. */
+export type ParsedRequest = ParseResult & {
+  /** The body as received, or compressed (when a worker parsed it and every line parsed). */
+  readonly lines: Uint8Array | CompressedLines;
+};
 
 /** The text of a body: bytes decoded (a bad request if not UTF-8), compressed lines inflated first. */
 export function bodyText(body: Uint8Array | string | CompressedLines): string {
@@ -105,27 +126,48 @@ export class WorkerPool {
     }
   }
 
-  /**
-   * Parses `body` (bytes as received after gzip, text, or a twin's compressed lines). With
-   * `compress`, a body parsed on a worker comes back compressed too when every line parsed:
-   * compressing there costs the worker about a fifth of the parse, and saves the writer most
-   * of the cost of storing the frame. A small body, parsed in place, is stored as it is.
-   */
-  parse(body: Uint8Array | string | CompressedLines, precision: Precision, defaultTime: bigint, compress = false): Promise<Parsed> {
-    // The body is copied, not moved: the store may keep it as the frame's text. (A string counts
-    // by its length in characters here, near enough to bytes for the threshold.)
+  /** Parses `body` (bytes, text, or a twin's compressed lines); the caller keeps `body`. */
+  parse(body: Uint8Array | string | CompressedLines, precision: Precision, defaultTime: bigint): Promise<ParseResult> {
+    // The body is copied, not moved. (A string counts by its length in characters here, near
+    // enough to bytes for the threshold.)
     const size = typeof body === "string" || !isCompressed(body) ? body.length : body.textBytes;
-    return this.run<Parsed>(
+    return this.run<ParseResult>(
       size,
-      (id) => ({ id, kind: "parse", body, precision, defaultTime, compress }),
+      (id) => ({ job: { id, kind: "parse", body, precision, defaultTime, compress: false, moved: false } }),
       () => parseBody(body, precision, defaultTime),
-      (r) => ({ ...unpackBatch(r.packed!, () => bodyText(body)), compressed: r.compressed }),
+      (r) => unpackBatch(r.packed!, () => bodyText(body)),
+    );
+  }
+
+  /**
+   * Parses a request body (bytes as received, after gzip), which is handed over: a caller
+   * uses the result's `lines`, never `body` again. On a worker the body comes back compressed
+   * when every line parsed: compressing there costs the worker about a fifth of the parse,
+   * and saves the writer most of the cost of storing the frame. Its buffer is moved to the
+   * worker rather than copied, once the worker has answered (a worker that never loads hands
+   * its jobs back to be done in place, which needs the bytes here).
+   */
+  parseRequest(body: Uint8Array, precision: Precision, defaultTime: bigint): Promise<ParsedRequest> {
+    const ownsBuffer = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength;
+    let moved = false;
+    return this.run<ParsedRequest>(
+      body.length,
+      (id, proven) => {
+        moved = proven && ownsBuffer;
+        const job: WorkerJob = { id, kind: "parse", body, precision, defaultTime, compress: true, moved };
+        return { job, transfer: moved ? [body.buffer as ArrayBuffer] : undefined };
+      },
+      () => ({ ...parseBody(body, precision, defaultTime), lines: body }),
+      (r) => {
+        const lines = r.compressed ?? r.body ?? body;
+        return { ...unpackBatch(r.packed!, () => bodyText(lines)), lines };
+      },
     );
   }
 
   /** Compresses a frame for the twin (see peer/wire.ts compressFrame). */
   deflate(bytes: Uint8Array): Promise<Uint8Array> {
-    return this.run(bytes.length, (id) => ({ id, kind: "deflate", bytes }), () => compressFrame(bytes), (r) => r.bytes!);
+    return this.run(bytes.length, (id) => ({ job: { id, kind: "deflate", bytes } }), () => compressFrame(bytes), (r) => r.bytes!);
   }
 
   /** Stops the workers; jobs still running fail as the server is shutting down. */
@@ -137,7 +179,16 @@ export class WorkerPool {
     }
   }
 
-  private run<T>(size: number, job: (id: number) => WorkerJob, inPlace: () => T, finish: (r: WorkerReply) => T): Promise<T> {
+  /**
+   * Does a job on the least busy worker, or in place when it is small or there is none.
+   * `job` builds the message; `proven` says the worker has answered before (it loads and works).
+   */
+  private run<T>(
+    size: number,
+    job: (id: number, proven: boolean) => { job: WorkerJob; transfer?: ArrayBuffer[] },
+    inPlace: () => T,
+    finish: (r: WorkerReply) => T,
+  ): Promise<T> {
     if (size < OFFLOAD_BYTES || this.threads.length === 0 || this.closed) {
       try {
         return Promise.resolve(inPlace());
@@ -150,7 +201,8 @@ export class WorkerPool {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       thread.jobs.set(id, { inPlace, finish, resolve: resolve as (r: unknown) => void, reject });
-      thread.worker!.postMessage(job(id));
+      const { job: message, transfer } = job(id, thread.answered);
+      thread.worker!.postMessage(message, transfer ?? []);
     });
   }
 
