@@ -79,9 +79,13 @@ export const DEFAULT_WAL_MAX_BYTES = 1024 ** 3;
 /**
  * Past this many bytes of the twin's frames behind (all plain writes), catching up reads the
  * twin's storage instead of its frame log: a chunk costs about 2 bytes a value to send and
- * store, while a frame's lines are parsed and buffered again value by value.
+ * store, while a frame's lines are parsed and buffered again value by value. Bytes as the
+ * frames are stored, large bodies compressed to about a fifth: 16 MiB of them is some 400k
+ * lines of the bench's workload. Measured (b paused while a took writes): 100k lines behind
+ * caught up in 0.5 s over frames against 0.9-1.0 s from storage; 500k lines behind in
+ * 2.6-3.0 s over frames against 2.1-2.4 s from storage.
  */
-export const DEFAULT_CATCH_UP_BYTES = 32 * 1024 ** 2;
+export const DEFAULT_CATCH_UP_BYTES = 16 * 1024 ** 2;
 
 /** Engine defaults for a node without a twin (frames are dropped once flushed). */
 export const DEFAULT_ENGINE: EngineConfig = {

@@ -128,7 +128,7 @@ const serveArgs = {
   "peer-secret-file": { type: "string", description: "Read the peer secret from this file" },
   "wal-retention": { type: "string", description: "Keep own frames this long for the twin (default 7d)" },
   "wal-max-bytes": { type: "string", description: "Keep at most this much frame log for the twin (default 1GiB)" },
-  "catch-up-bytes": { type: "string", description: "When this far behind the twin, catch up from its storage instead of its frame log (default 32MiB)" },
+  "catch-up-bytes": { type: "string", description: "When this far behind the twin, catch up from its storage instead of its frame log (default 16MiB)" },
   "tls-cert": { type: "string", description: "Serve HTTPS (API and peer link) with this PEM certificate chain; needs --tls-key" },
   "tls-key": { type: "string", description: "PEM private key of --tls-cert (unencrypted)" },
   "peer-ca": { type: "string", description: "PEM CA certificate that signed the twin's certificate (trusted besides the default roots)" },
