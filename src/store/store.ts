@@ -947,8 +947,9 @@ export class Store {
     const batch = req.batch;
     const hlc = this.clock.tick();
     const version: FieldVersion = { hlc, by: this.nodeId };
+    const fields = new LineFields();
     for (let i = 0; i < batch.length; i++) {
-      const conflict = this.admit(db, batch, i, version);
+      const conflict = this.admit(db, batch, i, version, fields);
       if (conflict) conflicts.push(conflict);
       else index.push(i);
     }
@@ -986,13 +987,14 @@ export class Store {
    * of the other type are deleted (the caller drops them from memory after the commit), and
    * the old entry is added to `retyped`.
    */
-  private admit(db: DbEntry, batch: PointBatch, i: number, version: FieldVersion, retyped?: FieldEntry[]): TypeConflict | null {
+  private admit(db: DbEntry, batch: PointBatch, i: number, version: FieldVersion, fields: LineFields, retyped?: FieldEntry[]): TypeConflict | null {
     const m = db.measurement(batch.measurement[i]!);
+    const last = fields.of(m);
     const from = batch.fieldStart[i]!;
     const to = batch.fieldStart[i + 1]!;
     let settle: number[] | null = null;
     for (let f = from; f < to; f++) {
-      const known = m.fields.get(batch.fieldKey[f]!);
+      const known = last.field(f - from, batch.fieldKey[f]!);
       if (known === undefined || known.type === batch.fieldType[f]) continue;
       if (retyped !== undefined && compareFieldVersions(version, known.created) < 0) (settle ??= []).push(f);
       else return { line: batch.line[i]!, measurement: m.name, field: known.name, type: batch.fieldType[f]!, existing: known.type };
@@ -1003,7 +1005,11 @@ export class Store {
       const limit = String(this.engine.maxSeriesPerDatabase);
       return { kind: "series_limit", line: batch.line[i]!, measurement: m.name, field: "", type: "", existing: limit };
     }
-    if (settle !== null) for (const f of settle) retyped!.push(this.retype(m.fields.get(batch.fieldKey[f]!)!, batch.fieldType[f]!, version));
+    if (settle !== null) {
+      for (const f of settle) retyped!.push(this.retype(m.fields.get(batch.fieldKey[f]!)!, batch.fieldType[f]!, version));
+      // A retyped field has a new entry.
+      fields.forget(m);
+    }
     for (let f = from; f < to; f++) if (!m.fields.has(batch.fieldKey[f]!)) this.catalog.createField(m, batch.fieldKey[f]!, batch.fieldType[f]!, version);
     if (isNew) this.catalog.createSeries(db, m, key);
     return null;
@@ -1065,33 +1071,57 @@ export class Store {
       accepted = { batch: result.batch, index: Array.from({ length: result.batch.length }, (_, i) => i) };
     }
     const { batch, index } = accepted;
-    const chunkPoints = this.engine.chunkPoints;
+    const { seriesKey, time: times, fieldStart, fieldKey, fieldType, fieldValue } = batch;
     const hlc = frame.hlc;
+    const known = new LineFields();
     for (const i of index) {
-      const series = db.series.get(batch.seriesKey[i]!);
+      const series = db.series.get(seriesKey[i]!);
       if (series === undefined) continue;
       const m = series.measurement;
-      const time = batch.time[i]!;
-      const from = batch.fieldStart[i]!;
-      const to = batch.fieldStart[i + 1]!;
+      const last = known.of(m);
+      const time = times[i]!;
+      const from = fieldStart[i]!;
+      const to = fieldStart[i + 1]!;
       // A line is a row of each buffer it sets a column of; `line` tells the buffers apart from the last line's.
       const line = ++this.linesApplied;
+      // The buffer this line's values go to: one unless the series has more than MAX_COLUMNS
+      // fields. Counts and sets are brought up to date once it is left (see leaveBuffer).
+      let buf: HotBuffer | null = null;
       for (let f = from; f < to; f++) {
-        const entry = m.fields.get(batch.fieldKey[f]!);
-        if (entry === undefined || entry.type !== batch.fieldType[f]) continue;
-        const buf = this.bufferWithColumn(series, entry, f - from, nowMs);
-        const col = buf.columnOf(entry.id, f - from);
-        const rows = buf.length;
-        const values = buf.values;
-        const bytes = buf.bytes;
-        const row = buf.rowOf(line, time, hlc, origin, seq, nowMs);
-        if (buf.set(row, col, batch.fieldValue[f]!)) this.noteConflict(db.name, series.key, entry.name, time);
-        if (rows === 0) this.live.add(buf);
-        this.hotValues += buf.values - values;
-        this.hotBytes += buf.bytes - bytes;
-        if (buf.length >= chunkPoints) this.full.add(buf);
+        const entry = last.field(f - from, fieldKey[f]!);
+        if (entry === undefined || entry.type !== fieldType[f]) continue;
+        let target = buf;
+        let col = target === null ? -1 : target.columnOf(entry.id, f - from);
+        if (target === null || col < 0) {
+          if (target !== null) this.leaveBuffer(target);
+          target = buf = this.bufferWithColumn(series, entry, f - from, nowMs);
+          col = target.columnOf(entry.id, f - from);
+          this.enterBuffer(target);
+        }
+        const row = target.rowOf(line, time, hlc, origin, seq, nowMs);
+        if (target.set(row, col, fieldValue[f]!)) this.noteConflict(db.name, series.key, entry.name, time);
       }
+      if (buf !== null) this.leaveBuffer(buf);
     }
+  }
+
+  // What a buffer held when applyFrame started putting a line's values in it.
+  private enteredRows = 0;
+  private enteredValues = 0;
+  private enteredBytes = 0;
+
+  private enterBuffer(buf: HotBuffer): void {
+    this.enteredRows = buf.length;
+    this.enteredValues = buf.values;
+    this.enteredBytes = buf.bytes;
+  }
+
+  /** Counts what a line added to `buf`, and marks it live (it was empty) or full. */
+  private leaveBuffer(buf: HotBuffer): void {
+    if (this.enteredRows === 0 && buf.length > 0) this.live.add(buf);
+    this.hotValues += buf.values - this.enteredValues;
+    this.hotBytes += buf.bytes - this.enteredBytes;
+    if (buf.length >= this.engine.chunkPoints) this.full.add(buf);
   }
 
   /**
@@ -1229,10 +1259,11 @@ export class Store {
           const version: FieldVersion = { hlc: frame.hlc, by: frame.origin };
           const hlcBig = BigInt(frame.hlc);
           const checkTombs = this.tombstones.has(op.db);
+          const fields = new LineFields();
           for (let i = 0; i < batch.length; i++) {
             // An older write than a delete that covers it stays deleted, whatever the arrival order.
             if (checkTombs && this.buried(op.db, batch.measurement[i]!, batch.seriesKey[i]!, batch.time[i]!, hlcBig, originId)) continue;
-            if (this.admit(db, batch, i, version, retyped) === null) index.push(i);
+            if (this.admit(db, batch, i, version, fields, retyped) === null) index.push(i);
             else conflicts++;
           }
           points = { batch, index };
@@ -2133,4 +2164,45 @@ function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns, contin
 function receivedChunk(c: ChunkColumns, run: Run): ChunkColumns {
   const n = run.times.length;
   return { ...c, minTime: run.times[0]!, maxTime: run.times[n - 1]!, count: n, maxHlc: BigInt(maxClock(toNumbers(run.hlcs))), originId: run.origins as number, origins: null };
+}
+
+/**
+ * The field entries of one batch's lines, by measurement and place in the line: a batch's
+ * lines repeat their field keys (as the same strings), so a key found where the last line of
+ * its measurement had it costs a comparison, not a map lookup. Lives for one pass over one
+ * batch, while no field is removed from the catalogue; fields not found are not kept (the
+ * pass may create them), and a measurement whose field is retyped is forgotten (a retype
+ * makes a new entry).
+ */
+class LineFields {
+  private readonly byMeasurement = new Map<MeasurementEntry, KnownFields>();
+
+  of(m: MeasurementEntry): KnownFields {
+    let known = this.byMeasurement.get(m);
+    if (known === undefined) this.byMeasurement.set(m, (known = new KnownFields(m)));
+    return known;
+  }
+
+  /** Drops what is known of `m`'s fields (one was given a new entry). */
+  forget(m: MeasurementEntry): void {
+    this.byMeasurement.delete(m);
+  }
+}
+
+class KnownFields {
+  private readonly keys: string[] = [];
+  private readonly entries: FieldEntry[] = [];
+
+  constructor(private readonly m: MeasurementEntry) {}
+
+  /** The field `key`, the `k`th of its line. */
+  field(k: number, key: string): FieldEntry | undefined {
+    if (this.keys[k] === key) return this.entries[k];
+    const entry = this.m.fields.get(key);
+    if (entry !== undefined) {
+      this.keys[k] = key;
+      this.entries[k] = entry;
+    }
+    return entry;
+  }
 }
