@@ -186,8 +186,8 @@ class LineParser {
   /** Raw-text hashes of the current line's field keys, to find a repeated key without comparing strings. */
   private fieldHashes = new Int32Array(64);
   // Lines of one batch usually share a timestamp; converting it once saves a BigInt per line.
-  private lastTimeStart = -1;
-  private lastTimeLength = 0;
+  // (A timestamp has at least one character, so the empty text matches none.)
+  private lastTimeText = "";
   private lastTime = 0n;
 
   /** Drops the points from `n` on, with their fields. */
@@ -668,6 +668,8 @@ class LineParser {
   /** Nanosecond time of the timestamp token `body[s, e)`, or a reason. */
   private timestamp(s: number, e: number): bigint | string {
     const b = this.body;
+    // The same text as the last timestamp converted (so all digits): its time again.
+    if (e - s === this.lastTimeText.length && sameAs(b, s, this.lastTimeText)) return this.lastTime;
     let j = s;
     if (b.charCodeAt(j) === MINUS) j++;
     // InfluxDB words a lone `-` as strconv's `invalid syntax`; `bad timestamp` says it better.
@@ -676,15 +678,13 @@ class LineParser {
       const c = b.charCodeAt(j);
       if (c < ZERO || c > NINE) return "bad timestamp";
     }
-    if (e - s === this.lastTimeLength && sameText(b, this.lastTimeStart, s, e - s)) return this.lastTime;
     const text = b.slice(s, e);
     const n = BigInt(text);
     // InfluxDB parses the digits as int64 before it scales them, hence two different reasons.
     if (n > INT64_MAX || n < INT64_MIN) return `strconv.ParseInt: parsing "${text}": value out of range`;
     const ns = n * this.unit;
     if (ns > MAX_TIME || ns < MIN_TIME) return TIME_OUT_OF_RANGE;
-    this.lastTimeStart = s;
-    this.lastTimeLength = e - s;
+    this.lastTimeText = text;
     this.lastTime = ns;
     return ns;
   }
@@ -704,6 +704,8 @@ class Names {
   private readonly starts: Int32Array;
   private readonly lengths: Int32Array;
   private readonly kinds: Uint8Array;
+  /** 1 where the value is its raw text as it stands in the body (no escape, tags in order). */
+  private readonly plain: Uint8Array;
   private readonly values: Array<string | undefined>;
   // What the last find() missed, for add().
   private slot = 0;
@@ -722,6 +724,7 @@ class Names {
     this.starts = new Int32Array(size);
     this.lengths = new Int32Array(size);
     this.kinds = new Uint8Array(size);
+    this.plain = new Uint8Array(size);
     this.values = new Array<string | undefined>(size).fill(undefined);
   }
 
@@ -737,7 +740,7 @@ class Names {
         this.hashes[slot] === hash &&
         this.lengths[slot] === length &&
         this.kinds[slot] === kind &&
-        sameText(this.body, this.starts[slot]!, start, length)
+        (this.plain[slot] === 1 ? sameAs(this.body, start, value) : sameText(this.body, this.starts[slot]!, start, length))
       ) {
         return value;
       }
@@ -759,12 +762,23 @@ class Names {
   add(value: string): string {
     const slot = this.slot;
     this.values[slot] = value;
+    this.plain[slot] = value.length === this.length && this.body.startsWith(value, this.start) ? 1 : 0;
     this.hashes[slot] = this.hash;
     this.starts[slot] = this.start;
     this.lengths[slot] = this.length;
     this.kinds[slot] = this.kind;
     return value;
   }
+}
+
+/**
+ * Whether `text` holds `value` at `at`. Past a few characters the native comparison is
+ * cheaper than a loop of charCodeAt (a 45-character series key: 15-20 ns against 90-100).
+ */
+function sameAs(text: string, at: number, value: string): boolean {
+  if (value.length > 8) return text.startsWith(value, at);
+  for (let k = 0; k < value.length; k++) if (text.charCodeAt(at + k) !== value.charCodeAt(k)) return false;
+  return true;
 }
 
 function sameText(text: string, a: number, b: number, length: number): boolean {
