@@ -80,6 +80,24 @@ describe("field values", () => {
   test("negative zero stays negative zero", () => {
     expect(Object.is(one("m f=-0").fields[0]!.value, -0)).toBe(true);
   });
+
+  test("any decimal number reads as the double its text names, whichever way it is read", () => {
+    // Plain decimals of up to 15 digits are read as they are scanned; longer ones, exponents
+    // and suffixes again from the start. Both ways must give what Number() gives.
+    const digits = (max: number) => fc.string({ unit: fc.constantFrom(..."0123456789"), minLength: 0, maxLength: max });
+    const token = fc
+      .tuple(fc.boolean(), digits(20), fc.option(digits(20)), fc.option(fc.integer({ min: -30, max: 30 })))
+      .filter(([, int, frac]) => int.length + (frac ?? "").length > 0)
+      .map(([neg, int, frac, exp]) => `${neg ? "-" : ""}${int}${frac === null ? "" : `.${frac}`}${exp === null ? "" : `e${exp}`}`);
+    fc.assert(
+      fc.property(token, fc.constantFrom(" 5", ",g=1i 5", ""), (tok, rest) => {
+        const p = one(`m f=${tok}${rest}`);
+        expect(p.fields[0]!.type).toBe("float");
+        expect(Object.is(p.fields[0]!.value, Number(tok))).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });
 
 describe("names, escapes and series keys", () => {

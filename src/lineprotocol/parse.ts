@@ -436,6 +436,40 @@ class LineParser {
           // Stricter than InfluxDB 1.6, which stores `f="x"y` as the string `x"`.
           if (c !== COMMA && c !== SPACE) return fail("invalid field format");
         }
+      } else if ((c >= ZERO && c <= NINE) || c === MINUS) {
+        // A plain decimal (the usual float) is read as it is scanned; anything else (an
+        // integer's suffix, an exponent, too many digits) is read again from its start.
+        const tStart = i;
+        const negative = c === MINUS;
+        if (negative) i++;
+        let mant = 0;
+        let digits = 0;
+        let fracDigits = 0;
+        let dot = false;
+        for (; i < lim; i++) {
+          c = b.charCodeAt(i);
+          if (c >= ZERO && c <= NINE) {
+            mant = mant * 10 + (c - ZERO);
+            digits++;
+            if (dot) fracDigits++;
+          } else if (c === DOT && !dot) dot = true;
+          else break;
+        }
+        if ((i === lim || c === COMMA || c === SPACE) && digits > 0 && digits <= 15) {
+          // Exact operands, one operation: correctly rounded, as in floatValue.
+          const x = fracDigits === 0 ? mant : mant / POW10[fracDigits]!;
+          type = "float";
+          value = negative ? -x : x;
+        } else {
+          for (; i < lim; i++) {
+            c = b.charCodeAt(i);
+            if (c === COMMA || c === SPACE) break;
+          }
+          const number = this.numberValue(tStart, i);
+          if (typeof number === "string") return fail(number);
+          type = number.type;
+          value = number.value;
+        }
       } else {
         const tStart = i;
         for (; i < lim; i++) {
@@ -444,19 +478,11 @@ class LineParser {
         }
         if (i === tStart) return fail("missing field value");
         const first = b.charCodeAt(tStart);
-        if ((first >= ZERO && first <= NINE) || first === MINUS || first === DOT) {
-          const suffix = b.charCodeAt(i - 1);
-          if (suffix === LOWER_I || suffix === LOWER_U) {
-            const n = this.intValue(tStart, i, suffix === LOWER_U);
-            if (typeof n === "string") return fail(n);
-            type = suffix === LOWER_I ? "integer" : "unsigned";
-            value = n;
-          } else {
-            const x = this.floatValue(tStart, i);
-            if (x !== x) return fail(this.numberReason);
-            type = "float";
-            value = x;
-          }
+        if (first === DOT) {
+          const number = this.numberValue(tStart, i);
+          if (typeof number === "string") return fail(number);
+          type = number.type;
+          value = number.value;
         } else if (first === UPPER_N || first === LOWER_N) {
           // InfluxDB sends these to its number scanner to refuse NaN, hence its wording.
           return fail("invalid number");
@@ -565,6 +591,19 @@ class LineParser {
     this.nl = n === -1 ? b.length : n;
     this.lim = b.charCodeAt(this.nl - 1) === CR ? this.nl - 1 : this.nl;
     return this.lim;
+  }
+
+  /** Value of a number token `body[s, e)` (float, or integer / unsigned by suffix), or a reason. */
+  private numberValue(s: number, e: number): { type: FieldType; value: FieldValue } | string {
+    const suffix = this.body.charCodeAt(e - 1);
+    if (suffix === LOWER_I || suffix === LOWER_U) {
+      const n = this.intValue(s, e, suffix === LOWER_U);
+      if (typeof n === "string") return n;
+      return { type: suffix === LOWER_I ? "integer" : "unsigned", value: n };
+    }
+    const x = this.floatValue(s, e);
+    if (x !== x) return this.numberReason;
+    return { type: "float", value: x };
   }
 
   /**
