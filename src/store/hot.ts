@@ -22,7 +22,7 @@ import type { FieldValue } from "../lineprotocol/types.ts";
 import type { FieldEntry, SeriesEntry } from "./catalog.ts";
 import { compactOrigins, type Run, type Values } from "./run.ts";
 import { copyRows, copySlots, NO_PAGE, regionSizeFor, rowSlab, valueSlab, type SlabPage } from "./slab.ts";
-import { compareWords, fromNumbers, splitWords } from "./words.ts";
+import { compareWords, copyOf, fromNumbers, splitWords } from "./words.ts";
 
 /** Columns of one buffer: a row's mask is one 32-bit word. A series with more fields has more buffers. */
 export const MAX_COLUMNS = 32;
@@ -299,7 +299,7 @@ export class HotBuffer {
     const vb = this.valBase + col * this.capacity;
     if (count === n && older === 0) {
       return {
-        times: rows.times.slice(rb, rb + n),
+        times: copyOf(rows.times.subarray(rb, rb + n)),
         values: this.valuesOf(col, vb, n, null),
         hlcs: fromNumbers(rows.hlcs.subarray(rb, rb + n)),
         origins: this.origin === MIXED ? compactOrigins(rows.origins.slice(rb, rb + n)) : this.origin,
@@ -314,8 +314,9 @@ export class HotBuffer {
     }
     const picked = new Int32Array(count);
     for (let i = 0, k = 0; i < n; i++) if (wanted(i)) picked[k++] = i;
-    const times = new BigInt64Array(count);
-    const timeWords = new Int32Array(times.buffer);
+    const timeBytes = new ArrayBuffer(count * 8);
+    const times = new BigInt64Array(timeBytes);
+    const timeWords = new Int32Array(timeBytes);
     const hlcs = new Float64Array(count);
     const origins = this.origin === MIXED ? new Uint16Array(count) : null;
     for (let k = 0; k < count; k++) {
@@ -341,7 +342,8 @@ export class HotBuffer {
       return picked === null ? s.slice(0, n) : Array.from(picked, (i) => s[i]!);
     }
     const words = this.vals.valueWords;
-    const out = new Int32Array(2 * n);
+    const bytes = new ArrayBuffer(8 * n);
+    const out = new Int32Array(bytes);
     if (picked === null) out.set(words.subarray(2 * vb, 2 * (vb + n)));
     else {
       for (let k = 0; k < n; k++) {
@@ -352,13 +354,13 @@ export class HotBuffer {
     }
     switch (type) {
       case "float":
-        return new Float64Array(out.buffer);
+        return new Float64Array(bytes);
       case "integer":
-        return new BigInt64Array(out.buffer);
+        return new BigInt64Array(bytes);
       case "unsigned":
-        return new BigUint64Array(out.buffer);
+        return new BigUint64Array(bytes);
       case "boolean":
-        return Array.from(new Float64Array(out.buffer), (v) => v !== 0);
+        return Array.from(new Float64Array(bytes), (v) => v !== 0);
     }
   }
 

@@ -20,6 +20,17 @@ export function splitWords(v: bigint): [number, number] {
   return [Number(BigInt.asIntN(32, v >> 32n)), Number(BigInt.asUintN(32, v))];
 }
 
+/**
+ * A copy of `a` in an array made over an ArrayBuffer of its own. The engine keeps the bytes of
+ * an array made by length (or by slice) out of reach until `.buffer` is first asked for, and
+ * that first time costs about a microsecond; the codecs view every 64-bit column as 32-bit words.
+ */
+export function copyOf<T extends BigInt64Array | Float64Array>(a: T): T {
+  const out = new (a.constructor as new (b: ArrayBuffer) => T)(new ArrayBuffer(a.length * 8));
+  out.set(a as never);
+  return out;
+}
+
 /** Values known to lie in 0..2^53 (clocks, small indexes) as doubles, exactly. */
 export function toNumbers(a: BigInt64Array): Float64Array {
   const w = new Uint32Array(a.buffer, a.byteOffset, a.length * 2);
@@ -31,8 +42,9 @@ export function toNumbers(a: BigInt64Array): Float64Array {
 
 /** Non-negative safe integers as an int64 column, without bigints. */
 export function fromNumbers(nums: ArrayLike<number>): BigInt64Array {
-  const out = new BigInt64Array(nums.length);
-  const w = new Uint32Array(out.buffer);
+  const bytes = new ArrayBuffer(nums.length * 8);
+  const out = new BigInt64Array(bytes);
+  const w = new Uint32Array(bytes);
   const n = nums.length;
   for (let i = 0; i < n; i++) {
     const v = nums[i]!;
