@@ -326,6 +326,8 @@ export class Store {
   private queue: Pending[] = [];
   private readonly commitListeners = new Set<() => void>();
   private scheduled = false;
+  /** The last turn committed: the next one flushes first if a flush is wanted (see turn). */
+  private flushFirst = false;
   private closed = false;
   private lastAgeScan = 0;
   private lastTrim = 0;
@@ -777,8 +779,15 @@ export class Store {
     // Writes (and the twin's batches) wait while buffers are past the hard limit, unless
     // flushing is failing (a full disk): that must not stop writes, which report it.
     const held = this.hotBytes > this.engine.hotMemoryBytes * HOT_HARD_LIMIT && this.flushing;
-    if (this.queue.length > 0 && !held) this.commitGroup(this.queue.splice(0));
-    if (this.flushWanted()) {
+    // A turn commits or flushes, not both: the answers to a commit's requests go out (and their
+    // clients send the next bodies, to be parsed meanwhile) before a flush step holds the
+    // thread. Under load the two alternate, so neither waits behind the other for long.
+    const commit = this.queue.length > 0 && !held && !(this.flushFirst && this.flushWanted());
+    if (commit) {
+      this.commitGroup(this.queue.splice(0));
+      this.flushFirst = true;
+    } else if (this.flushWanted()) {
+      this.flushFirst = false;
       const before = this.hotValues;
       const overCap = this.hotBytes > this.engine.hotMemoryBytes;
       this.flushStep(overCap ? (this.engine.overCapFlushStepMs ?? FLUSH_STEP_OVER_CAP_MS) : FLUSH_STEP_MS, false);
