@@ -1127,7 +1127,7 @@ export class Store {
 
   /** Counts what a line added to `buf`, and marks it live (it was empty) or full. */
   private leaveBuffer(buf: HotBuffer): void {
-    if (this.enteredRows === 0 && buf.length > 0) this.live.add(buf);
+    if (this.enteredRows === 0) this.live.add(buf);
     this.hotValues += buf.values - this.enteredValues;
     this.hotBytes += buf.bytes - this.enteredBytes;
     if (buf.length >= this.engine.chunkPoints) this.full.add(buf);
