@@ -73,7 +73,8 @@ export function decodeFloats(buf: Uint8Array): Float64Array {
   ]);
   if (format === FORMAT.FLOAT_RAW) r.need(64 * n, `${n} values`);
   if (format === FORMAT.FLOAT_GORILLA && n > 0) r.need(63 + n, `${n} values`);
-  const out = new Float64Array(n);
+  // Made over an ArrayBuffer of its own: the word view then costs nothing (see words.ts copyOf).
+  const out = new Float64Array(new ArrayBuffer(8 * n));
   const words = wordsOf(out);
   if (format === FORMAT.FLOAT_GORILLA) decodeGorilla(r, words, n);
   else if (format === FORMAT.FLOAT_SPLIT || format === FORMAT.FLOAT_SPLIT_CODED) decodeSplit(r, words, n, format === FORMAT.FLOAT_SPLIT_CODED);
