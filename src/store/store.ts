@@ -1002,8 +1002,10 @@ export class Store {
     const from = batch.fieldStart[i]!;
     const to = batch.fieldStart[i + 1]!;
     let settle: number[] | null = null;
+    let unknown = false;
     for (let f = from; f < to; f++) {
       const known = last.field(f - from, batch.fieldKey[f]!);
+      if (known === undefined) unknown = true;
       if (known === undefined || known.type === batch.fieldType[f]) continue;
       if (retyped !== undefined && compareFieldVersions(version, known.created) < 0) (settle ??= []).push(f);
       else return { line: batch.line[i]!, measurement: m.name, field: known.name, type: batch.fieldType[f]!, existing: known.type };
@@ -1019,7 +1021,7 @@ export class Store {
       // A retyped field has a new entry.
       fields.forget(m);
     }
-    for (let f = from; f < to; f++) if (!m.fields.has(batch.fieldKey[f]!)) this.catalog.createField(m, batch.fieldKey[f]!, batch.fieldType[f]!, version);
+    if (unknown) for (let f = from; f < to; f++) if (!m.fields.has(batch.fieldKey[f]!)) this.catalog.createField(m, batch.fieldKey[f]!, batch.fieldType[f]!, version);
     if (isNew) this.catalog.createSeries(db, m, key);
     return null;
   }
