@@ -148,7 +148,8 @@ export function writeDeltas(w: BitWriter, words: Uint32Array, n: number): void {
 
 /** Reads what writeDeltas wrote into a new array of 2n words. */
 export function readDeltas(r: BitReader, n: number): Uint32Array {
-  const out = new Uint32Array(2 * n);
+  // Over an ArrayBuffer of its own: integer columns view its buffer as int64 (see words.ts copyOf).
+  const out = new Uint32Array(new ArrayBuffer(8 * n));
   if (n === 0) return out;
   const width = r.read(7);
   if (width > 64) throw corrupt(r.what, `value width ${width} > 64`);
