@@ -149,11 +149,10 @@ export class WorkerPool {
    */
   parseRequest(body: Uint8Array, precision: Precision, defaultTime: bigint): Promise<ParsedRequest> {
     const ownsBuffer = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength;
-    let moved = false;
     return this.run<ParsedRequest>(
       body.length,
       (id, proven) => {
-        moved = proven && ownsBuffer;
+        const moved = proven && ownsBuffer;
         const job: WorkerJob = { id, kind: "parse", body, precision, defaultTime, compress: true, moved };
         return { job, transfer: moved ? [body.buffer as ArrayBuffer] : undefined };
       },

@@ -369,7 +369,8 @@ export class PeerLink {
       frames.map(async (bytes) => {
         let frame: Frame;
         try {
-          // The lines stay bytes (or compressed): the worker inflates, decodes and checks them as it parses.
+          // The lines stay bytes (or compressed): the worker inflates, decodes and checks them
+          // as it parses.
           frame = decodeFrame(bytes, { rawLines: true });
         } catch {
           return undefined;

@@ -95,8 +95,8 @@ export function encodeFrame(frame: Frame): Uint8Array {
   const rp = encoder.encode(op.rp);
   const compressed = isCompressed(op.lines) ? op.lines : null;
   const lines = compressed !== null ? compressed.zstd : typeof op.lines === "string" ? encoder.encode(op.lines) : (op.lines as Uint8Array);
-  const textLength = compressed !== null ? 4 : 0;
-  const size = 8 + 1 + 2 + origin.length + 8 + 8 + 2 + db.length + 2 + rp.length + 1 + 8 + textLength + 4 + lines.length;
+  const textLengthField = compressed !== null ? 4 : 0;
+  const size = 8 + 1 + 2 + origin.length + 8 + 8 + 2 + db.length + 2 + rp.length + 1 + 8 + textLengthField + 4 + lines.length;
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
   let at = putHeader(out, view, compressed !== null ? KIND_WRITE_ZSTD : KIND_WRITE, origin, frame);
