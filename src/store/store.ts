@@ -328,6 +328,8 @@ export class Store {
   private scheduled = false;
   /** The last turn committed: the next one flushes first if a flush is wanted (see turn). */
   private flushFirst = false;
+  /** What inserting one chunk row costs, in ms, lately (see insertFlushed). */
+  private insertMsPerRow = 0.01;
   private closed = false;
   private lastAgeScan = 0;
   private lastTrim = 0;
@@ -1833,7 +1835,8 @@ export class Store {
         // Rows are inserted in batches: holding a whole step's (a million at shutdown) would
         // only grow the heap, and a batch is plenty to fill leaves from.
         if (rows.length >= INSERT_BATCH) this.insertFlushed(rows.splice(0));
-        if (performance.now() - started >= budgetMs) break;
+        // The rows still to insert count against the budget too (see insertFlushed).
+        if (performance.now() - started + rows.length * this.insertMsPerRow >= budgetMs) break;
       }
       this.insertFlushed(rows);
       const checkpoint = this.checkpointAfter(done);
@@ -1875,8 +1878,12 @@ export class Store {
   }
 
   private insertFlushed(rows: readonly ChunkRow[]): void {
+    const started = performance.now();
     this.insertRows(rows);
     this.chunksWritten += rows.length;
+    // A moving average of what a row costs to insert, so a flush step can stop encoding while
+    // the rows it holds still fit its budget (they are inserted at its end).
+    if (rows.length >= 64) this.insertMsPerRow = 0.8 * this.insertMsPerRow + (0.2 * (performance.now() - started)) / rows.length;
   }
 
   /**
