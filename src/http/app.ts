@@ -5,7 +5,7 @@
  */
 import { Hono, type Context } from "hono";
 import { TsdbError, isTsdbError, type ErrorCode } from "../errors.ts";
-import { type ParsedRequest, parseBody, type WorkerPool } from "../ingest/workers.ts";
+import { type ParsedRequest, parseRequestBody, type WorkerPool } from "../ingest/workers.ts";
 import type { LineError, Precision } from "../lineprotocol/types.ts";
 import type { Logger } from "../log.ts";
 import type { Store, TypeConflict, WriteOutcome } from "../store/store.ts";
@@ -152,10 +152,8 @@ export function createApp(opts: AppOptions): Hono {
     const bytes = raw.length;
     const defaultTime = nowNs();
     // `raw` is handed over to the parse (it may move to a worker): use `parsed.lines` after it.
-    const parsed: ParsedRequest = await (opts.workers?.parseRequest(raw, target.precision, defaultTime) ?? {
-      ...parseBody(raw, target.precision, defaultTime),
-      lines: raw,
-    });
+    const parsed: ParsedRequest = await (opts.workers?.parseRequest(raw, target.precision, defaultTime) ??
+      parseRequestBody(raw, target.precision, defaultTime));
     const { batch, errors } = parsed;
     let outcome: WriteOutcome = { accepted: 0, conflicts: [], lsn: null };
     if (batch.length > 0) {

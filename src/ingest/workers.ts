@@ -108,6 +108,11 @@ export function parseBody(body: Uint8Array | string | CompressedLines, precision
   return parseLines(bodyText(body), { precision, defaultTime });
 }
 
+/** Parses a request body on this thread; its frame would store the body as it is. */
+export function parseRequestBody(body: Uint8Array, precision: Precision, defaultTime: bigint): ParsedRequest {
+  return { ...parseBody(body, precision, defaultTime), lines: body };
+}
+
 export class WorkerPool {
   private readonly threads: Thread[] = [];
   private nextId = 1;
@@ -156,7 +161,7 @@ export class WorkerPool {
         const job: WorkerJob = { id, kind: "parse", body, precision, defaultTime, compress: true, moved };
         return { job, transfer: moved ? [body.buffer as ArrayBuffer] : undefined };
       },
-      () => ({ ...parseBody(body, precision, defaultTime), lines: body }),
+      () => parseRequestBody(body, precision, defaultTime),
       (r) => {
         const lines = r.compressed ?? r.body ?? body;
         return { ...unpackBatch(r.packed!, () => bodyText(lines)), lines };
