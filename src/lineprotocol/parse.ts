@@ -166,7 +166,8 @@ class LineParser {
   private readonly fValue: FieldValue[] = [];
   /** The current line's tags, reused from line to line (no allocation while tags arrive sorted). */
   private readonly tagKeys: string[] = [];
-  private readonly tagValues: string[] = [];
+  /** Where each of the current line's tag values is: start, end, hash, 1 if escaped (see parseLine). */
+  private readonly tagValues: number[] = [];
   private readonly body: string;
   private readonly unit: bigint;
   private readonly defaultTime: bigint;
@@ -386,13 +387,12 @@ class LineParser {
         }
       }
       if (i >= lim) return "missing fields";
-      let value = names.find(vStart, i, h, KIND_TAG);
-      if (value === undefined) value = names.add(escaped ? unescapeTag(b, vStart, i) : b.slice(vStart, i));
       keyHash = Math.imul(keyHash ^ h, FNV_PRIME);
       const prev = tagKeys[tagKeys.length - 1];
       if (prev !== undefined && compareKeys(prev, key) >= 0) sorted = false;
       tagKeys.push(key);
-      tagValues.push(value);
+      // Where the value is; it is made a string only if the series key must be built (below).
+      tagValues.push(vStart, i, h, escaped ? 1 : 0);
       // InfluxDB 1.x refuses a tag named time at write time (`time` would be ambiguous in InfluxQL).
       if (key === "time") deferred ??= `invalid tag key: input tag "time" on measurement "${measurement}" is invalid`;
     }
@@ -400,7 +400,11 @@ class LineParser {
     // Out of order or oddly escaped tags (rare): build the pairs, sort, check, format.
     let tags: Array<[string, string]> | null = null;
     if (!sorted || !canonical) {
-      tags = tagKeys.map((k, t): [string, string] => [k, tagValues[t]!]);
+      tags = tagKeys.map((k, t): [string, string] => {
+        const [vStart, vEnd, vHash, vEscaped] = tagValues.slice(4 * t, 4 * t + 4) as [number, number, number, number];
+        const value = names.find(vStart, vEnd, vHash, KIND_TAG) ?? names.add(vEscaped === 1 ? unescapeTag(b, vStart, vEnd) : b.slice(vStart, vEnd));
+        return [k, value];
+      });
       if (!sorted && sortTags(tags)) return "duplicate tags";
     }
     let seriesKey = names.find(mStart, keyEnd, keyHash, KIND_SERIES);
