@@ -90,6 +90,12 @@ describe("version columns", () => {
     ["two writers interleaved in runs are stored as runs", Array.from({ length: 300 }, (_, i) => hlc(NOW_MS + BigInt(Math.floor(i / 5) % 2 ? 3000 - i : i * 10))), 2],
     ["a clock per value at a regular step is stored as a time column", Array.from({ length: 200 }, (_, i) => hlc(NOW_MS, 0n) + BigInt(i)), 0],
     ["a few clocks recurring far apart are stored as a dictionary", Array.from({ length: 300 }, (_, i) => hlc(NOW_MS + BigInt((i * 37) % 4) * 1000n)), 1],
+    // 60 requests of 5 values each, every tenth pair committed the other way round.
+    ["requests that committed out of turn are stored as runs", Array.from({ length: 300 }, (_, i) => {
+      const request = Math.floor(i / 5);
+      const turn = request % 20 === 0 ? request + 1 : request % 20 === 1 ? request - 1 : request;
+      return hlc(NOW_MS + BigInt(turn) * 10n);
+    }), 2],
   ];
   for (const [name, input, form] of forms) {
     test(name, () => {
