@@ -196,6 +196,9 @@ class LineParser {
   private readonly layouts = new Map<string, Layout>();
   private lastMeasurement = "";
   private lastLayout: Layout | null = null;
+  /** Set by scanKey: the key it scanned, and its hash. */
+  private scannedKey = "";
+  private scannedHash = 0;
 
   private layoutOf(measurement: string): Layout {
     if (measurement === this.lastMeasurement && this.lastLayout !== null) return this.lastLayout;
@@ -283,6 +286,39 @@ class LineParser {
     }
   }
 
+  /**
+   * Scans the tag or field key at `kStart` (one `places` did not expect there) up to the first
+   * unescaped `=`, `,` or space before `lim`, and returns where it stopped. A key that is not
+   * empty and ends at `=` is then named (`scannedKey`, hashed in `scannedHash`) and expected
+   * at `place` from now on; anything else is for the caller to report.
+   */
+  private scanKey(places: KeyPlaces, place: number, kStart: number, lim: number): number {
+    const b = this.body;
+    let escaped = false;
+    let h = FNV_OFFSET;
+    let i = kStart;
+    for (; i < lim; i++) {
+      const c = b.charCodeAt(i);
+      if (c === EQUALS || c === COMMA || c === SPACE) break;
+      h = Math.imul(h ^ c, FNV_PRIME);
+      if (c === BACKSLASH && i + 1 < lim) {
+        const n = b.charCodeAt(i + 1);
+        if (n === COMMA || n === SPACE || n === EQUALS) {
+          escaped = true;
+          h = Math.imul(h ^ n, FNV_PRIME);
+          i++;
+        }
+      }
+    }
+    if (i === kStart || i >= lim || b.charCodeAt(i) !== EQUALS) return i;
+    const names = this.names;
+    const key = names.find(kStart, i, h, KIND_TAG) ?? names.add(escaped ? unescapeTag(b, kStart, i) : b.slice(kStart, i));
+    places.remember(place, escaped ? b.slice(kStart, i) : key, key, h);
+    this.scannedKey = key;
+    this.scannedHash = h;
+    return i;
+  }
+
   /** Parses the line whose first non-blank character is at `i`; stores the point or returns a reason. */
   private parseLine(i: number): string | undefined {
     const b = this.body;
@@ -335,27 +371,12 @@ class LineParser {
         key = tagPlaces.keys[place]!;
         h = tagPlaces.hashes[place]!;
         i = kStart + tagPlaces.length(place);
-        c = EQUALS;
       } else {
-        escaped = false;
-        h = FNV_OFFSET;
-        for (; i < lim; i++) {
-          c = b.charCodeAt(i);
-          if (c === EQUALS || c === COMMA || c === SPACE) break;
-          h = Math.imul(h ^ c, FNV_PRIME);
-          if (c === BACKSLASH && i + 1 < lim) {
-            const n = b.charCodeAt(i + 1);
-            if (n === COMMA || n === SPACE || n === EQUALS) {
-              escaped = true;
-              h = Math.imul(h ^ n, FNV_PRIME);
-              i++;
-            }
-          }
-        }
+        i = this.scanKey(tagPlaces, place, kStart, lim);
         if (i === kStart) return "missing tag key";
-        if (i >= lim || c !== EQUALS) return "missing tag value";
-        key = names.find(kStart, i, h, KIND_TAG) ?? names.add(escaped ? unescapeTag(b, kStart, i) : b.slice(kStart, i));
-        tagPlaces.remember(place, escaped ? b.slice(kStart, i) : key, key, h);
+        if (i >= lim || b.charCodeAt(i) !== EQUALS) return "missing tag value";
+        key = this.scannedKey;
+        h = this.scannedHash;
       }
       keyHash = Math.imul(keyHash ^ h, FNV_PRIME);
       i++;
@@ -436,27 +457,12 @@ class LineParser {
         key = fieldPlaces.keys[place]!;
         h = fieldPlaces.hashes[place]!;
         i = kStart + fieldPlaces.length(place);
-        c = EQUALS;
       } else {
-        escaped = false;
-        h = FNV_OFFSET;
-        for (; i < lim; i++) {
-          c = b.charCodeAt(i);
-          if (c === EQUALS || c === COMMA || c === SPACE) break;
-          h = Math.imul(h ^ c, FNV_PRIME);
-          if (c === BACKSLASH && i + 1 < lim) {
-            const n = b.charCodeAt(i + 1);
-            if (n === COMMA || n === SPACE || n === EQUALS) {
-              escaped = true;
-              h = Math.imul(h ^ n, FNV_PRIME);
-              i++;
-            }
-          }
-        }
-        if (i >= lim || c !== EQUALS) return fail("invalid field format");
+        i = this.scanKey(fieldPlaces, place, kStart, lim);
+        if (i >= lim || b.charCodeAt(i) !== EQUALS) return fail("invalid field format");
         if (i === kStart) return fail("missing field key");
-        key = names.find(kStart, i, h, KIND_TAG) ?? names.add(escaped ? unescapeTag(b, kStart, i) : b.slice(kStart, i));
-        fieldPlaces.remember(place, escaped ? b.slice(kStart, i) : key, key, h);
+        key = this.scannedKey;
+        h = this.scannedHash;
       }
       const keyHashOfField = h;
       i++;
