@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { decodeInts, decodeUints, encodeInts, encodeUints } from "./int.ts";
+import { decodeInts, decodeSmallInts, decodeUints, encodeInts, encodeSmallInts, encodeUints } from "./int.ts";
 import { bytesOf, mulberry32 } from "./testkit.ts";
 
 const I64_MIN = -(2n ** 63n);
@@ -128,5 +128,27 @@ describe("encodeUints/decodeUints", () => {
     const backing = BigUint64Array.from([9n, 1n, 2n, 3n, 9n]);
     const view = backing.subarray(1, 4);
     expect(Array.from(decodeUints(encodeUints(view)))).toEqual([1n, 2n, 3n]);
+  });
+});
+
+describe("encodeSmallInts/decodeSmallInts", () => {
+  test("write what encodeInts writes for the same values, and read them back", () => {
+    const runs = fc.array(fc.record({ v: fc.integer({ min: 0, max: 0xffff }), n: fc.integer({ min: 1, max: 40 }) }), { maxLength: 20 });
+    fc.assert(
+      fc.property(fc.oneof(fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 300 }), runs.map((rs) => rs.flatMap((r) => Array(r.n).fill(r.v) as number[]))), (list) => {
+        const values = Uint16Array.from(list);
+        const buf = encodeSmallInts(values);
+        expect(buf).toEqual(encodeInts(BigInt64Array.from(list, (v) => BigInt(v))));
+        expect(decodeSmallInts(buf)).toEqual(values);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test("refuse an integer column holding values outside 0..65535", () => {
+    for (const bad of [[1n, 65536n], [-1n], [2n ** 40n]]) {
+      expect(() => decodeSmallInts(encodeInts(BigInt64Array.from(bad)))).toThrow(/not a small integer/);
+    }
+    expect(Array.from(decodeSmallInts(encodeInts(BigInt64Array.of(0n, 65535n))))).toEqual([0, 65535]);
   });
 });

@@ -8,6 +8,7 @@ import {
   decodeClocks,
   decodeFloats,
   decodeInts,
+  decodeSmallInts,
   decodeStrings,
   decodeTimes,
   decodeUints,
@@ -15,6 +16,7 @@ import {
   encodeClocks,
   encodeFloats,
   encodeInts,
+  encodeSmallInts,
   encodeStrings,
   encodeTimes,
   encodeUints,
@@ -63,7 +65,7 @@ export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
   let originId: number | null = null;
   let origins: Uint8Array | null = null;
   if (typeof run.origins === "number") originId = run.origins;
-  else origins = encodeInts(BigInt64Array.from(run.origins, (o) => BigInt(o)));
+  else origins = encodeSmallInts(run.origins);
   return {
     minTime: run.times[0]!,
     maxTime: run.times[n - 1]!,
@@ -78,10 +80,21 @@ export function encodeChunk(run: Run, type: FieldType): ChunkColumns {
 }
 
 /**
+ * A run whose values come from several nodes in at most this many stretches (a twin's few
+ * points, then this node's) is stored as a chunk per stretch, each of one origin; one whose
+ * writers interleave more stays mixed.
+ */
+const MAX_ORIGIN_STRETCHES = 4;
+
+/**
  * Encodes a time-ordered, non-empty run as rows of at most `maxPoints` values, each cut
- * further where `fit` finds rows of that size sit badly in pages.
+ * further where `fit` finds rows of that size sit badly in pages, and where the writer
+ * changes (see MAX_ORIGIN_STRETCHES): a chunk of one origin is sent to a catching-up twin as
+ * it is stored, one of several has to be decoded, filtered and encoded again.
  */
 export function encodeRows(run: Run, type: FieldType, maxPoints: number, fit: PageFit): EncodedRun[] {
+  const stretches = byWriter(run);
+  if (stretches.length > 1) return stretches.flatMap((s) => encodeRows(s, type, maxPoints, fit));
   const out: EncodedRun[] = [];
   const n = run.times.length;
   for (let from = 0; from < n; from += maxPoints) {
@@ -102,6 +115,22 @@ export function encodeRows(run: Run, type: FieldType, maxPoints: number, fit: Pa
   return out;
 }
 
+/** The run cut where its origin changes, or the run alone (one origin, or writers interleaved). */
+function byWriter(run: Run): Run[] {
+  const origins = run.origins;
+  if (typeof origins === "number") return [run];
+  const cuts = [0];
+  for (let i = 1; i < origins.length; i++) {
+    if (origins[i] !== origins[i - 1]) {
+      cuts.push(i);
+      if (cuts.length > MAX_ORIGIN_STRETCHES) return [run];
+    }
+  }
+  if (cuts.length === 1) return [origins.length === 0 ? run : { ...run, origins: origins[0]! }];
+  cuts.push(origins.length);
+  return cuts.slice(1).map((end, k) => sliceIndex(run, cuts[k]!, end));
+}
+
 /** About the bytes of a chunk's row: its columns and a fixed overhead (what `PageFit` plans with). */
 function rowBytes(c: Pick<ChunkColumns, "times" | "vals" | "hlcs" | "origins">): number {
   return c.times.length + c.vals.length + c.hlcs.length + (c.origins?.length ?? 0) + ROW_OVERHEAD;
@@ -120,7 +149,7 @@ export function decodeChunk(c: Pick<ChunkColumns, "times" | "vals" | "hlcs" | "o
     times: decodeTimes(c.times),
     values: decodeValues(c.vals, type),
     hlcs: decodeVersions(c.hlcs),
-    origins: c.origins === null ? (c.originId ?? 0) : Uint16Array.from(decodeInts(c.origins), (o) => Number(o)),
+    origins: c.origins === null ? (c.originId ?? 0) : decodeSmallInts(c.origins),
   };
 }
 

@@ -13,10 +13,10 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function open(dir?: string, chunkPoints = 10): { store: Store; dir: string } {
+function open(dir?: string, chunkPoints = 10, nodeId = "n"): { store: Store; dir: string } {
   const d = dir ?? mkdtempSync(join(tmpdir(), "tsdb-compact-"));
   if (dir === undefined) dirs.push(d);
-  return { store: Store.open({ dataDir: d, nodeId: "n", sync: "normal", engine: { ...DEFAULT_ENGINE, chunkPoints } }), dir: d };
+  return { store: Store.open({ dataDir: d, nodeId, sync: "normal", engine: { ...DEFAULT_ENGINE, chunkPoints } }), dir: d };
 }
 
 async function until(cond: () => boolean, what: string): Promise<void> {
@@ -153,5 +153,69 @@ describe("compaction", () => {
     expect(again.stats().chunksCompacted).toBeGreaterThan(0);
     expect(all(again)).toBe(grown);
     await again.close();
+  });
+
+  test("stores a twin's few points apart from a node's own, merges small chunks of one writer only, and overlaps whoever wrote them", async () => {
+    const { store, dir } = open();
+    const twin = open(undefined, 10, "t").store;
+    const tw = { nodeId: "t", incarnation: twin.incarnation };
+    await store.applyBackfill(tw, [], { lsn: 0, hlc: 0 });
+    let shipped = 0;
+    const ship = async () => {
+      const frames = twin.ownFramesAfter(shipped, Number.MAX_SAFE_INTEGER);
+      shipped = twin.latestLsn();
+      await store.applyTwinFrames(tw, frames.map((f) => f.bytes));
+    };
+    // Series a: the twin's one point shares a flush with the node's first three.
+    await write(twin, "m,s=a v=0 0");
+    await ship();
+    await write(store, "m,s=a v=1 1\nm,s=a v=2 2\nm,s=a v=3 3");
+    store.flushAll();
+    for (let t = 4; t < 40; t += 3) {
+      await write(store, [t, t + 1, t + 2].map((x) => `m,s=a v=${x} ${x}`).join("\n"));
+      store.flushAll();
+    }
+    // Series b: the two nodes write every other point, in one flush.
+    await write(twin, Array.from({ length: 4 }, (_, k) => `m,s=b v=${2 * k} ${2 * k}`).join("\n"));
+    await ship();
+    await write(store, Array.from({ length: 4 }, (_, k) => `m,s=b v=${2 * k + 1} ${2 * k + 1}`).join("\n"));
+    store.flushAll();
+    const before = all(store);
+    store.compactAll();
+    expect(store.stats().chunksCompacted).toBeGreaterThan(0);
+    expect(all(store)).toBe(before);
+    const chunks = (series: string) => {
+      const db = new Database(join(dir, "tsdb.db"));
+      const rows = db
+        .prepare(
+          "SELECT ifnull(n.name, 'mixed'), c.count, c.min_time, c.max_time FROM chunks c JOIN series s ON s.id = c.series_id LEFT JOIN nodes n ON n.id = c.origin_id WHERE s.key = ? ORDER BY c.min_time",
+        )
+        .raw()
+        .all([series]) as Array<[string, number, number, number]>;
+      db.close();
+      return rows;
+    };
+    const shape = (series: string) => chunks(series).map(([origin, count]) => [origin, count]);
+    expect(shape("m,s=a")).toEqual([["t", 1], ["n", 10], ["n", 10], ["n", 10], ["n", 9]]);
+    expect(shape("m,s=b")).toEqual([["mixed", 8]]);
+    // The twin's chunk is small, but merging it with the node's would only cut it out again.
+    await write(twin, "m,s=c v=0 0");
+    await ship();
+    await write(store, "m,s=c v=1 1\nm,s=c v=2 2");
+    store.flushAll();
+    const compacted = store.stats().chunksCompacted;
+    store.compactAll();
+    expect(store.stats().chunksCompacted).toBe(compacted);
+    expect(shape("m,s=c")).toEqual([["t", 1], ["n", 2]]);
+    // The node overwrites the twin's point: the chunks overlap and are merged all the same.
+    const grown = all(store);
+    await write(store, "m,s=a v=-1 0");
+    store.flushAll();
+    store.compactAll();
+    expect(all(store)).toBe(grown.replace("m,s=a v=0 0\n", "m,s=a v=-1 0\n"));
+    const merged = chunks("m,s=a");
+    expect(merged.map(([origin]) => origin).every((o) => o === "n")).toBe(true);
+    for (let k = 1; k < merged.length; k++) expect(merged[k]![2]).toBeGreaterThan(merged[k - 1]![3]);
+    await Promise.all([store.close(), twin.close()]);
   });
 });

@@ -4,6 +4,12 @@
  * time-ordered chunks holding one value per timestamp (the newest version, the same rule
  * reads apply). The caller runs each step inside one transaction, so a crash at any moment
  * leaves either the old chunks or the new ones, never both and never neither.
+ *
+ * Small chunks are merged with neighbours of the same writer only (one origin, or mixed with
+ * mixed; overlapping chunks are merged whoever wrote them). A chunk of one origin goes to a
+ * catching-up twin as it is stored, while one that mixes origins is decoded, filtered and
+ * encoded again on every catch-up. A few points of the twin merged into a node's own later
+ * chunks would make them mixed, and a catch-up of them several times dearer.
  */
 import type { FieldType } from "../lineprotocol/types.ts";
 import { decodeChunk, encodeRows, type ChunkRow } from "./chunk.ts";
@@ -37,7 +43,12 @@ interface ChunkMeta {
   readonly bytes: number;
   /** Cut to fill a leaf: its values continue in the next row of its series and field. */
   readonly continued: boolean;
+  /** The one origin of its values, or MIXED. */
+  readonly origin: number;
 }
+
+/** `origin` of a chunk (or group) whose values come from more than one node. */
+const MIXED = -1;
 
 /** A chunk, or a chunk cut to fill a leaf with the row it continues in, ordered by start. */
 interface Unit {
@@ -46,6 +57,7 @@ interface Unit {
   readonly max: bigint;
   readonly count: number;
   readonly bytes: number;
+  readonly origin: number;
 }
 
 function units(metas: readonly ChunkMeta[]): Unit[] {
@@ -54,9 +66,10 @@ function units(metas: readonly ChunkMeta[]): Unit[] {
     const m = metas[i]!;
     const next = metas[i + 1];
     if (m.continued && next !== undefined && next.min > m.max) {
-      out.push({ metas: [m, next], min: m.min, max: next.max, count: m.count + next.count, bytes: m.bytes + next.bytes });
+      const origin = m.origin === next.origin ? m.origin : MIXED;
+      out.push({ metas: [m, next], min: m.min, max: next.max, count: m.count + next.count, bytes: m.bytes + next.bytes, origin });
       i++;
-    } else out.push({ metas: [m], min: m.min, max: m.max, count: m.count, bytes: m.bytes });
+    } else out.push({ metas: [m], min: m.min, max: m.max, count: m.count, bytes: m.bytes, origin: m.origin });
   }
   return out;
 }
@@ -76,7 +89,7 @@ export class Compactor {
     this.listChunks = db
       // length() of a blob reads only the record header, not the overflow pages.
       .prepare(
-        "SELECT id, min_time, max_time, count, length(times) + length(vals) + length(hlcs) + ifnull(length(origins), 0), continued FROM chunks WHERE series_id = ? AND field_id = ? ORDER BY min_time, id",
+        "SELECT id, min_time, max_time, count, length(times) + length(vals) + length(hlcs) + ifnull(length(origins), 0), continued, origin_id FROM chunks WHERE series_id = ? AND field_id = ? ORDER BY min_time, id",
       )
       .safeIntegers(true)
       .raw();
@@ -145,16 +158,24 @@ export class Compactor {
   private compactPair(seriesId: number, fieldId: number, rows: ChunkRow[]): void {
     const type = this.host.fieldType(fieldId);
     if (type === undefined) return;
-    const metas = (this.listChunks.all([seriesId, fieldId]) as Array<[bigint, bigint, bigint, bigint, bigint, bigint | null]>).map(
-      ([id, min, max, count, bytes, continued]): ChunkMeta => ({ id: Number(id), min, max, count: Number(count), bytes: Number(bytes), continued: continued === 1n }),
+    const metas = (this.listChunks.all([seriesId, fieldId]) as Array<[bigint, bigint, bigint, bigint, bigint, bigint | null, bigint | null]>).map(
+      ([id, min, max, count, bytes, continued, origin]): ChunkMeta => ({
+        id: Number(id),
+        min,
+        max,
+        count: Number(count),
+        bytes: Number(bytes),
+        continued: continued === 1n,
+        origin: origin === null ? MIXED : Number(origin),
+      }),
     );
     for (const group of this.groups(metas)) this.merge(seriesId, fieldId, type, group, rows);
   }
 
   /**
    * Groups chunks (ordered by start) worth merging: a chunk that overlaps the group's range
-   * must join it; a neighbour joins while it or the group's last chunk is small, up to a
-   * bounded size. A group is merged only when it overlaps or when re-splitting it into full
+   * must join it; a neighbour of the group's writer joins while it or the group's last chunk
+   * is small, up to a bounded size. A group is merged only when it overlaps or when re-splitting it into full
    * chunks, cut to fit pages as a flush cuts them, leaves fewer chunks than it has. A row cut
    * to fill a leaf and the row it continues in count as one chunk here: merging them back
    * would only have them cut again.
@@ -166,6 +187,7 @@ export class Compactor {
     let max = 0n;
     let count = 0;
     let bytes = 0;
+    let origin = MIXED;
     let overlapped = false;
     const close = () => {
       if (group.length > 1 && (overlapped || this.rowsFor(count, bytes) < group.length)) out.push(group.flatMap((u) => u.metas));
@@ -173,12 +195,13 @@ export class Compactor {
     for (const u of units(metas)) {
       const last = group[group.length - 1];
       const overlaps = last !== undefined && u.min <= max;
-      const small = last !== undefined && (last.count < full || u.count < full) && count + u.count <= MAX_GROUP_VALUES * full;
+      const small = last !== undefined && u.origin === origin && (last.count < full || u.count < full) && count + u.count <= MAX_GROUP_VALUES * full;
       if (last !== undefined && (overlaps || small) && group.length < MAX_GROUP) {
         group.push(u);
         if (u.max > max) max = u.max;
         count += u.count;
         bytes += u.bytes;
+        if (u.origin !== origin) origin = MIXED;
         overlapped ||= overlaps;
       } else {
         close();
@@ -186,6 +209,7 @@ export class Compactor {
         max = u.max;
         count = u.count;
         bytes = u.bytes;
+        origin = u.origin;
         overlapped = false;
       }
     }

@@ -252,6 +252,22 @@ describe("applying a twin's frames", () => {
     expect(exported(b)).toContain("m,h=1 v=-2 5000\n");
   });
 
+  test("a backfill of chunks holding both nodes' values sends only the values of the origin asked for, of every type", async () => {
+    const [a, b, c] = [node("a", { ms: 1_000 }), node("b", { ms: 2_000 }), node("c", { ms: 3_000 })];
+    const fields = (k: number) => `i=${k}i,u=${k}u,f=${k}.5,b=${k % 2 === 0},s="s${k}"`;
+    await write(b, `m i=-7i,u=7u,f=-6.5,b=false,s="s-7" 1`);
+    await ship(b, a);
+    await write(a, [2, 3, 4].map((t) => `m ${fields(t * 1000 + t)} ${t}`).join("\n"));
+    // One chunk a field, each holding b's value at time 1 and a's at 2-4.
+    a.flushAll();
+    const records = [...a.backfillRecords({ sinceHlc: 0, origin: "a" })];
+    expect(records.map((r) => r.field).sort()).toEqual(["b", "f", "i", "s", "u"]);
+    expect(records.every((r) => r.nodes.length === 1 && r.nodes[0] === "a" && r.chunk.count === 3)).toBe(true);
+    await c.applyBackfill({ nodeId: "a", incarnation: a.incarnation }, records, { lsn: a.latestLsn(), hlc: a.currentHlc() });
+    expect(exported(a)).toContain(`m b=false,f=-6.5,i=-7i,s="s-7",u=7u 1\n`);
+    expect(exported(c)).toBe([2, 3, 4].map((t) => `m b=${t % 2 === 0},f=${t * 1000 + t}.5,i=${t * 1000 + t}i,s="s${t * 1000 + t}",u=${t * 1000 + t}u ${t}\n`).join(""));
+  });
+
   test("compaction waits while backfill batches keep coming, as it does for writes", async () => {
     const clock = { ms: 1_000 };
     const [a, b] = [node("a", clock), node("b", clock)];

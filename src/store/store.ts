@@ -50,7 +50,7 @@ import { decodeChunk, encodeChunk, encodeRows, maxClock, type ChunkColumns, type
 import { Compactor } from "./compaction.ts";
 import { INSERT_BATCH, PageFit, recordBytes, ROW_OVERHEAD } from "./pagefit.ts";
 import { HotBuffer, MAX_COLUMNS } from "./hot.ts";
-import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type VersionOrder } from "./run.ts";
+import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type Values, type VersionOrder } from "./run.ts";
 import { openDb, RightmostLeaf, type Sqlite } from "./sqlite.ts";
 import { toNumbers } from "./words.ts";
 
@@ -1384,24 +1384,33 @@ export class Store {
     // Clocks are safe integers: compared as doubles, without a bigint per value.
     const clocks = toNumbers(run.hlcs);
     const after = Number(since);
-    const keep: number[] = [];
-    for (let i = 0; i < clocks.length; i++) {
-      const o = typeof run.origins === "number" ? run.origins : run.origins[i]!;
-      if (clocks[i]! > after && (originId === null || o === originId)) keep.push(i);
+    const n = clocks.length;
+    if (n === 0) return null;
+    const from = run.origins;
+    const wanted = (i: number): boolean => clocks[i]! > after && (originId === null || (typeof from === "number" ? from : from[i]!) === originId);
+    // Usually every value is wanted (hot rows the twin lacks): then nothing is copied.
+    let first = 0;
+    while (first < n && wanted(first)) first++;
+    let picked = run;
+    if (first < n) {
+      const keep: number[] = [];
+      for (let i = 0; i < first; i++) keep.push(i);
+      for (let i = first + 1; i < n; i++) if (wanted(i)) keep.push(i);
+      if (keep.length === 0) return null;
+      picked = pickRun(run, keep, field.type);
     }
-    if (keep.length === 0) return null;
-    const picked = keep.length === clocks.length ? run : pickRun(run, keep, field.type);
     // Origins travel as node ids: the twin numbers nodes its own way.
     const nodes: string[] = [];
-    const index = new Map<number, number>();
+    const index: number[] = [];
     const local = typeof picked.origins === "number" ? Uint16Array.of(picked.origins) : picked.origins;
     const mapped = new Uint16Array(local.length);
     for (let i = 0; i < local.length; i++) {
-      let j = index.get(local[i]!);
+      const o = local[i]!;
+      let j = index[o];
       if (j === undefined) {
         j = nodes.length;
-        nodes.push(this.catalog.nodeName(local[i]!));
-        index.set(local[i]!, j);
+        nodes.push(this.catalog.nodeName(o));
+        index[o] = j;
       }
       mapped[i] = j;
     }
@@ -2116,18 +2125,33 @@ function inRange(t: bigint, start: bigint, end: bigint): boolean {
 /** The values of a run at the given indexes. */
 function pickRun(run: Run, idx: readonly number[], type: FieldType): Run {
   const n = idx.length;
-  const times = new BigInt64Array(n);
-  const values = newValues(type, n);
-  const hlcs = new BigInt64Array(n);
+  const times = pickWords(run.times, idx);
+  const hlcs = pickWords(run.hlcs, idx);
+  let values: Values;
+  if (run.values instanceof Float64Array || run.values instanceof BigInt64Array || run.values instanceof BigUint64Array) {
+    values = pickWords(run.values, idx);
+  } else {
+    values = newValues(type, n);
+    for (let j = 0; j < n; j++) (values as unknown as FieldValue[])[j] = run.values[idx[j]!]!;
+  }
+  if (typeof run.origins === "number") return { times, values, hlcs, origins: run.origins };
   const origins = new Uint16Array(n);
+  for (let j = 0; j < n; j++) origins[j] = run.origins[idx[j]!]!;
+  return { times, values, hlcs, origins: compactOrigins(origins) };
+}
+
+/** The elements of a 64-bit array at the given indexes, copied as 32-bit words (no bigint per value). */
+function pickWords<T extends BigInt64Array | BigUint64Array | Float64Array>(a: T, idx: readonly number[]): T {
+  const n = idx.length;
+  const bytes = new ArrayBuffer(n * 8);
+  const from = new Uint32Array(a.buffer, a.byteOffset, a.length * 2);
+  const to = new Uint32Array(bytes);
   for (let j = 0; j < n; j++) {
     const i = idx[j]!;
-    times[j] = run.times[i]!;
-    (values as unknown as FieldValue[])[j] = run.values[i]!;
-    hlcs[j] = run.hlcs[i]!;
-    origins[j] = typeof run.origins === "number" ? run.origins : run.origins[i]!;
+    to[2 * j] = from[2 * i]!;
+    to[2 * j + 1] = from[2 * i + 1]!;
   }
-  return { times, values, hlcs, origins: compactOrigins(origins) };
+  return new (a.constructor as new (b: ArrayBuffer) => T)(bytes);
 }
 
 /** The first column of the first row of a raw-mode statement (libsql's `get` ignores pluck). */
