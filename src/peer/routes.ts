@@ -44,6 +44,11 @@ const BATCH_BYTES = 4 * 1024 * 1024;
 const BACKFILL_SLICE_MS = 20;
 /** A backfill's records are sent in pieces of about this size, not one write each. */
 const BACKFILL_PACK_BYTES = 256 * 1024;
+/**
+ * How far a backfill is read and encoded ahead of the twin: while the twin stores one batch
+ * the next pieces are being made, instead of each side waiting for the other in turn.
+ */
+const AHEAD_BYTES = 8 * 1024 * 1024;
 
 export interface PeerRouteDeps {
   readonly store: Store;
@@ -272,6 +277,6 @@ function stream(messages: AsyncGenerator<Message>, log: Logger, packBytes = 0): 
       cancelled = true;
       await messages.return(undefined);
     },
-  });
+  }, packBytes > 0 ? new ByteLengthQueuingStrategy({ highWaterMark: AHEAD_BYTES }) : undefined);
   return new Response(body, { status: 200, headers: { "Content-Type": "application/x-tsdb-pair-stream", "Cache-Control": "no-store" } });
 }

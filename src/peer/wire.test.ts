@@ -55,6 +55,19 @@ describe("peer messages", () => {
     expect(reader.pending()).toBe(false);
   });
 
+  test("refuses a record with any byte changed, the checksum's own included", () => {
+    const bytes = encodeMessage({ type: "record", record });
+    let refused = 0;
+    for (let at = 5; at < bytes.length; at++) {
+      const bent = bytes.slice();
+      bent[at]! ^= 1 << at % 8;
+      expect(() => new MessageReader().push(bent)).toThrow(/record checksum mismatch/);
+      refused++;
+    }
+    expect(refused).toBe(bytes.length - 5);
+    expect(new MessageReader().push(bytes)).toEqual([{ type: "record", record }]);
+  });
+
   const broken: Array<[string, Uint8Array, RegExp]> = [
     ["an unknown type", Uint8Array.of(99, 0, 0, 0, 0), /unknown type 99/],
     ["a message over the size limit", Uint8Array.of(2, 255, 255, 255, 255), /over the limit/],

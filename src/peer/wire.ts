@@ -1,9 +1,10 @@
 /**
  * The peer stream: a sequence of messages, each `u8 type | u32 length | payload` (little
  * endian). Frames travel as their own checksummed bytes; control messages are JSON; backfill
- * records carry chunk columns. Pure: bytes in, messages out, no I/O.
+ * records carry chunk columns behind a checksum of their own. Pure: bytes in, messages out,
+ * no I/O.
  */
-import { deflateRawSync, inflateRawSync } from "node:zlib";
+import { crc32, deflateRawSync, inflateRawSync } from "node:zlib";
 import { TsdbError } from "../errors.ts";
 import type { FieldType } from "../lineprotocol/types.ts";
 import type { BackfillRecord, TombstoneRecord } from "../store/store.ts";
@@ -221,6 +222,11 @@ interface RecordHeader {
 
 const BLOBS = ["times", "vals", "hlcs", "origins"] as const;
 
+/**
+ * A record: u32 CRC-32 of the rest | u32 header length | JSON header | four columns, each
+ * u32 length + bytes. The checksum lets the twin store a chunk as it came without decoding
+ * it (see Store.applyBackfill).
+ */
 function encodeRecord(r: BackfillRecord): Uint8Array {
   const c = r.chunk;
   const header: RecordHeader = {
@@ -238,16 +244,17 @@ function encodeRecord(r: BackfillRecord): Uint8Array {
   };
   const head = json(header);
   const blobs = [c.times, c.vals, c.hlcs, c.origins ?? new Uint8Array(0)];
-  const out = new Uint8Array(4 + head.length + blobs.reduce((n, b) => n + 4 + b.length, 0));
+  const out = new Uint8Array(8 + head.length + blobs.reduce((n, b) => n + 4 + b.length, 0));
   const view = new DataView(out.buffer);
-  view.setUint32(0, head.length, true);
-  out.set(head, 4);
-  let at = 4 + head.length;
+  view.setUint32(4, head.length, true);
+  out.set(head, 8);
+  let at = 8 + head.length;
   for (const b of blobs) {
     view.setUint32(at, b.length, true);
     out.set(b, at + 4);
     at += 4 + b.length;
   }
+  view.setUint32(0, crc32(out.subarray(4)), true);
   return out;
 }
 
@@ -259,7 +266,11 @@ function decodeRecord(p: Uint8Array): BackfillRecord {
     if (at + 4 + n > p.length) bad("record truncated");
     return [p.subarray(at + 4, at + 4 + n), at + 4 + n];
   };
-  let [head, at] = take(0);
+  if (p.length < 4) bad("record truncated");
+  const stored = view.getUint32(0, true);
+  const actual = crc32(p.subarray(4));
+  if (stored !== actual) bad(`record checksum mismatch (stored ${stored}, computed ${actual})`);
+  let [head, at] = take(4);
   const h = parseJson<RecordHeader>(head, "record header");
   const parts: Uint8Array[] = [];
   for (const _ of BLOBS) {

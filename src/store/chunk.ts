@@ -21,7 +21,9 @@ import {
   encodeTimes,
   encodeUints,
   FORMAT,
+  readColumnHeader,
 } from "../codec/index.ts";
+import type { ColumnHeader, ColumnKind } from "../codec/format.ts";
 import { TsdbError } from "../errors.ts";
 import type { FieldType } from "../lineprotocol/types.ts";
 import { ROW_OVERHEAD, type PageFit } from "./pagefit.ts";
@@ -141,6 +143,37 @@ export function maxClock(clocks: Float64Array): number {
   let max = clocks[0]!;
   for (let i = 1; i < clocks.length; i++) if (clocks[i]! > max) max = clocks[i]!;
   return max;
+}
+
+/**
+ * Checks a chunk's columns against its count and type from their headers alone, without
+ * decoding them: what a checksummed chunk from the twin, stored as it came, gets instead of a
+ * full decode (the checksum covers the bytes, this the sender's bookkeeping).
+ */
+export function checkChunkHeaders(c: ChunkColumns, type: FieldType): void {
+  const refuse = (why: string): never => {
+    throw new TsdbError("corrupt_frame", `chunk refused: ${why}`);
+  };
+  if (!Number.isSafeInteger(c.count) || c.count < 1) refuse(`count ${c.count}`);
+  if (c.minTime > c.maxTime) refuse(`first time ${c.minTime} after last time ${c.maxTime}`);
+  const column = (buf: Uint8Array, kind: ColumnKind, what: string): void => {
+    let h: ColumnHeader;
+    try {
+      h = readColumnHeader(buf);
+    } catch (e) {
+      return refuse(`${what} column: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (h.kind !== kind) refuse(`${what} column holds ${h.kind} values, not ${kind}`);
+    if (h.count !== c.count) refuse(`${what} column holds ${h.count} values, not ${c.count}`);
+  };
+  column(c.times, "time", "time");
+  column(c.vals, type, "value");
+  const v = c.hlcs;
+  if (v[0] === VERSIONS_RUNS) column(v.subarray(1), "clock", "version");
+  else if (v[0] === VERSIONS_PLAIN) column(v.subarray(1), "time", "version");
+  else if (v[0] === VERSIONS_DICT && v.length >= 5) column(v.subarray(5 + new DataView(v.buffer, v.byteOffset + 1, 4).getUint32(0, true)), "integer", "version index");
+  else if (v[0] === FORMAT.TIME_RAW || v[0] === FORMAT.TIME_DOD) column(v, "time", "version");
+  else refuse(`unknown version column format ${v[0]}`);
 }
 
 /** Decodes a chunk row back into a run. */

@@ -12,7 +12,7 @@ import { parseLines } from "../lineprotocol/parse.ts";
 import { WorkerPool } from "../ingest/workers.ts";
 import { silentLogger } from "../log.ts";
 import { decodeFrame, encodeFrame } from "../wal/frame.ts";
-import { Store } from "./store.ts";
+import { Store, type BackfillRecord } from "./store.ts";
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -266,6 +266,31 @@ describe("applying a twin's frames", () => {
     await c.applyBackfill({ nodeId: "a", incarnation: a.incarnation }, records, { lsn: a.latestLsn(), hlc: a.currentHlc() });
     expect(exported(a)).toContain(`m b=false,f=-6.5,i=-7i,s="s-7",u=7u 1\n`);
     expect(exported(c)).toBe([2, 3, 4].map((t) => `m b=${t % 2 === 0},f=${t * 1000 + t}.5,i=${t * 1000 + t}i,s="s${t * 1000 + t}",u=${t * 1000 + t}u ${t}\n`).join(""));
+  });
+
+  test("a backfilled chunk whose columns disagree with its record is refused, and nothing of its batch is applied", async () => {
+    const [a, b] = [node("a", { ms: 1_000 }), node("b", { ms: 2_000 })];
+    await write(a, "m v=1.5 1\nm v=2.5 2\nm,h=x v=3.5 3");
+    a.flushAll();
+    const records = [...a.backfillRecords({ sinceHlc: 0, origin: "a" })];
+    expect(records.length).toBe(2);
+    const [good, other] = records as [BackfillRecord, BackfillRecord];
+    const twin = { nodeId: "a", incarnation: a.incarnation };
+    const bent: Array<[BackfillRecord, RegExp]> = [
+      [{ ...good, chunk: { ...good.chunk, count: good.chunk.count + 1 } }, /time column holds 2 values, not 3/],
+      [{ ...good, type: "integer" }, /value column holds float values, not integer/],
+      [{ ...good, chunk: { ...good.chunk, hlcs: good.chunk.vals } }, /unknown version column format/],
+      [{ ...good, chunk: { ...good.chunk, vals: other.chunk.vals.subarray(0, 1) } }, /value column/],
+      [{ ...good, chunk: { ...good.chunk, minTime: good.chunk.maxTime + 1n } }, /after last time/],
+      [{ ...good, chunk: { ...good.chunk, originId: 1 } }, /names origin 1 of 1/],
+    ];
+    for (const [record, why] of bent) {
+      await expect(b.applyBackfill(twin, [other, record], { lsn: 5, hlc: 5 })).rejects.toThrow(why);
+      expect(exported(b)).toBe("");
+      expect(b.cursorFor("a")).toBeNull();
+    }
+    await b.applyBackfill(twin, records, { lsn: a.latestLsn(), hlc: a.currentHlc() });
+    expect(exported(b)).toBe(exported(a));
   });
 
   test("compaction waits while backfill batches keep coming, as it does for writes", async () => {

@@ -46,7 +46,7 @@ import {
   type MeasurementEntry,
   type SeriesEntry,
 } from "./catalog.ts";
-import { decodeChunk, encodeChunk, encodeRows, maxClock, type ChunkColumns, type ChunkRow } from "./chunk.ts";
+import { checkChunkHeaders, decodeChunk, encodeChunk, encodeRows, maxClock, type ChunkColumns, type ChunkRow } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
 import { INSERT_BATCH, PageFit, recordBytes, ROW_OVERHEAD } from "./pagefit.ts";
 import { HotBuffer, MAX_COLUMNS } from "./hot.ts";
@@ -1470,29 +1470,42 @@ export class Store {
       const retyped: FieldEntry[] = [];
       for (const r of records) {
         const ids = r.nodes.map((n) => this.nodeIdOf(n));
-        const decoded = decodeChunk(r.chunk, r.type);
-        const origins =
-          typeof decoded.origins === "number" ? ids[decoded.origins]! : compactOrigins(Uint16Array.from(decoded.origins, (o) => ids[o]!));
-        let run: Run = { ...decoded, origins };
-        // A chunk of one origin with nothing of it buried is stored as it came: its columns
-        // decoded fine (that is the check), only the origin is renumbered.
-        let asReceived = typeof origins === "number";
+        // A chunk of one origin with nothing of it buried is stored as it came, only its
+        // origin renumbered, and decoded only if something here needs its values: the
+        // record's checksum (see wire.ts) vouches for its bytes, and its column headers are
+        // checked against its count and type.
+        const originOf = (k: number): number => {
+          const id = ids[k];
+          if (id === undefined) throw new TsdbError("corrupt_frame", `backfill record names origin ${k} of ${ids.length}`);
+          return id;
+        };
+        const single = r.chunk.origins === null ? originOf(r.chunk.originId ?? 0) : null;
+        let asReceived = single !== null && !this.tombstones.has(r.db);
+        let run: Run | null = null;
+        const values = (): Run => {
+          if (run !== null) return run;
+          const d = decodeChunk(r.chunk, r.type);
+          return (run = { ...d, origins: typeof d.origins === "number" ? originOf(d.origins) : compactOrigins(d.origins.map(originOf)) });
+        };
+        if (asReceived) checkChunkHeaders(r.chunk, r.type);
+        else values();
         if (this.tombstones.has(r.db)) {
+          const all = values();
           const keep: number[] = [];
-          for (let i = 0; i < run.times.length; i++) {
-            const o = typeof origins === "number" ? origins : origins[i]!;
-            if (!this.buried(r.db, r.measurement, r.seriesKey, run.times[i]!, run.hlcs[i]!, o)) keep.push(i);
+          for (let i = 0; i < all.times.length; i++) {
+            const o = typeof all.origins === "number" ? all.origins : all.origins[i]!;
+            if (!this.buried(r.db, r.measurement, r.seriesKey, all.times[i]!, all.hlcs[i]!, o)) keep.push(i);
           }
           if (keep.length === 0) continue;
-          if (keep.length < run.times.length) {
-            run = pickRun(run, keep, r.type);
+          if (keep.length < all.times.length) {
+            run = pickRun(all, keep, r.type);
             asReceived = false;
           }
         }
         const db = this.catalog.dbs.get(r.db) ?? this.catalog.createDb(r.db);
         const m = db.measurement(r.measurement);
         // The oldest value stands for the write that gave the field its type on the twin.
-        const version = (): FieldVersion => oldestVersion(run, (o) => this.catalog.nodeName(o));
+        const version = (): FieldVersion => oldestVersion(values(), (o) => this.catalog.nodeName(o));
         let known = m.fields.get(r.field);
         if (known !== undefined && known.type !== r.type) {
           const v = version();
@@ -1505,10 +1518,10 @@ export class Store {
         }
         const field = known ?? this.catalog.createField(m, r.field, r.type, version());
         const series = db.series.get(r.seriesKey) ?? this.catalog.createSeries(db, m, r.seriesKey);
-        this.insertChunk(series.id, field.id, asReceived ? receivedChunk(r.chunk, run) : encodeChunk(run, r.type));
+        this.insertChunk(series.id, field.id, asReceived ? { ...r.chunk, originId: single, origins: null } : encodeChunk(values(), r.type));
         // Backfilled data usually overlaps what is here already.
         this.compactor.mark(series.id, field.id);
-        stored += run.times.length;
+        stored += asReceived ? r.chunk.count : values().times.length;
       }
       if (done !== undefined) {
         this.clock.observe(done.hlc);
@@ -2203,11 +2216,6 @@ function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns, contin
  * gives its bounds, count and newest version (not taken on trust), and its one origin as
  * numbered here.
  */
-function receivedChunk(c: ChunkColumns, run: Run): ChunkColumns {
-  const n = run.times.length;
-  return { ...c, minTime: run.times[0]!, maxTime: run.times[n - 1]!, count: n, maxHlc: BigInt(maxClock(toNumbers(run.hlcs))), originId: run.origins as number, origins: null };
-}
-
 /**
  * The field entries of one batch's lines, by measurement and place in the line: a batch's
  * lines repeat their field keys (as the same strings), so a key found where the last line of
