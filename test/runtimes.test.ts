@@ -7,7 +7,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, REPO, exportDb, removeDir, startNode, tempDir, write, type StartOptions } from "./support/node.ts";
+import { BUN, REPO, exportDb, removeDir, startNode, tempDir, write, type NodeProcess, type StartOptions } from "./support/node.ts";
+import { freePort } from "./support/proxy.ts";
 
 const BODY = "cpu,host=a,region=x usage=1.5,idle=98i 20\ncpu,host=a,region=x usage=2.25 10\nsys,host=a up=\"1 day\",ok=true 10\n";
 const EXPECTED = "cpu,host=a,region=x usage=2.25 10\ncpu,host=a,region=x idle=98i,usage=1.5 20\nsys,host=a ok=true,up=\"1 day\" 10\n";
@@ -79,6 +80,39 @@ describe("runtimes", () => {
       const version = spawnSync(join(empty, "bin", "tsdb-pair"), ["version"], { cwd: empty, encoding: "utf8", env: {} });
       expect(version.stdout).toMatch(/^tsdb-pair \d+\.\d+\.\d+ \(bun\)/);
       await roundTrip({ command: [join(empty, "bin", "tsdb-pair")], cwd: empty, env: {} });
+    },
+    { timeout: 300_000 },
+  );
+
+  test(
+    "a node on Deno pairs with a node on Bun, converges with it, and stops promptly after streaming to and from it",
+    async () => {
+      const deno = join(REPO, "node_modules/.bin/deno");
+      const [pd, pb] = [await freePort(), await freePort()];
+      const peer = (port: number) => ["--peer", `127.0.0.1:${port}`, "--peer-secret", "s"];
+      const dirs = [tempDir(), tempDir()];
+      scratch.push(...dirs);
+      const nodes: NodeProcess[] = [];
+      try {
+        nodes.push(await startNode({ command: [deno, "run", "-A", join(REPO, "src/main.ts")], nodeId: "d", dataDir: dirs[0], args: ["--listen", `127.0.0.1:${pd}`, ...peer(pb)], timeoutMs: 120_000 }));
+        nodes.push(await startNode({ nodeId: "b", dataDir: dirs[1], args: ["--listen", `127.0.0.1:${pb}`, ...peer(pd)] }));
+        const [onDeno, onBun] = nodes as [NodeProcess, NodeProcess];
+        expect((await write(onDeno.url, BIG_BODY.split("\n").slice(3).join("\n"), "db=big")).status).toBe(204);
+        expect((await write(onBun.url, BODY, "db=big")).status).toBe(204);
+        let same = false;
+        for (let i = 0; i < 300 && !same; i++) {
+          await Bun.sleep(100);
+          const [x, y] = await Promise.all([exportDb(onDeno.url, "big").catch(() => ""), exportDb(onBun.url, "big").catch(() => "")]);
+          same = x !== "" && x === y && x.includes("cpu,host=a");
+        }
+        expect(same).toBe(true);
+        // Its link is reading the twin's stream: the stop must end that read, not wait on it.
+        const stopped = await Promise.race([onDeno.stop(), Bun.sleep(20_000).then(() => "still running")]);
+        expect(stopped).toBe(0);
+        expect(await onBun.stop()).toBe(0);
+      } finally {
+        for (const n of nodes) if (n.proc.exitCode === null) await n.kill();
+      }
     },
     { timeout: 300_000 },
   );

@@ -294,7 +294,7 @@ export class PeerLink {
       (prepared) => this.applyPrepared(prepared),
     );
     try {
-      stream: for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+      stream: for await (const chunk of untilAborted(body, this.abort!.signal)) {
         const messages = reader.push(chunk);
         let frames: WireFrame[] = [];
         for (const m of messages) {
@@ -478,7 +478,7 @@ export class PeerLink {
       applying.catch(() => undefined);
     };
     try {
-      for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of untilAborted(body, this.abort!.signal)) {
         for (const m of reader.push(chunk)) {
           if (m.type === "hello") {
             if (m.hello.node_id !== h.node_id || m.hello.incarnation !== h.incarnation) {
@@ -632,5 +632,29 @@ export class PeerLink {
       counters: { ...this.counters },
       in_sync: this.state === "STREAMING" && !this.paused && lagFrames === 0 && this.appliedOfMine === mine,
     };
+  }
+}
+
+/**
+ * The pieces of a streamed response body until it ends or `signal` aborts (a stop or a
+ * pause). Aborting the request should end its body, but on Deno a body being read from the
+ * twin did not always end, and a stop then waited for it forever; cancelling the reader does
+ * end it, on every runtime. Leaving the loop early cancels the body too.
+ */
+async function* untilAborted(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  const cancel = () => void reader.cancel().catch(() => undefined);
+  if (signal.aborted) cancel();
+  else signal.addEventListener("abort", cancel, { once: true });
+  let done = false;
+  try {
+    while (!done) {
+      const next = await reader.read();
+      done = next.done;
+      if (!next.done) yield next.value;
+    }
+  } finally {
+    signal.removeEventListener("abort", cancel);
+    if (!done) cancel();
   }
 }
