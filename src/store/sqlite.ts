@@ -23,12 +23,21 @@ const SYNC_PRAGMA: Record<SyncMode, string> = { full: "FULL", normal: "NORMAL", 
 /** Opens (creating if needed) the store file and brings its schema up to date. */
 export function openDb(file: string, sync: SyncMode): OpenedDb {
   const sqlite = new Database(file);
-  // auto_vacuum only takes effect before the first table exists: set it first so trimmed
-  // frames and dropped chunks can be given back to the file system.
-  sqlite.pragma("auto_vacuum = INCREMENTAL");
-  sqlite.pragma("journal_mode = WAL");
+  try {
+    // Before anything that reads the file: a lock held for a moment by another connection
+    // (a tool, or a process still letting go of the file) is waited for, not an error.
+    sqlite.pragma("busy_timeout = 5000");
+    // auto_vacuum only takes effect before the first table exists: set it first so trimmed
+    // frames and dropped chunks can be given back to the file system.
+    sqlite.pragma("auto_vacuum = INCREMENTAL");
+    sqlite.pragma("journal_mode = WAL");
+  } catch (e) {
+    sqlite.close();
+    // libsql's errors may carry only a code ("Error" alone was all a failed start said).
+    const code = (e as { code?: string }).code;
+    throw new Error(`cannot open ${file}: ${[code, e instanceof Error ? e.message : String(e)].filter((x) => x).join(": ")}`, { cause: e });
+  }
   sqlite.pragma(`synchronous = ${SYNC_PRAGMA[sync]}`);
-  sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("cache_size = -32768");
   // Each request is one frame of about its body's size (often a megabyte), freed again once
   // its points are flushed. With SQLite's default of 1,000 pages, a checkpoint (copying pages

@@ -34,6 +34,31 @@ function exportAll(store: Store, db = "db"): string {
 }
 
 describe("store", () => {
+  test("opens a file another process holds locked for a moment, once it lets go", async () => {
+    const dir = tempDir();
+    // Another process takes the file for itself (no reader gets in), then lets go.
+    const holder = Bun.spawn(
+      [
+        process.execPath,
+        "-e",
+        `const Database = require("libsql"); const db = new Database(${JSON.stringify(join(dir, "tsdb.db"))});
+         db.pragma("journal_mode = WAL"); db.pragma("locking_mode = EXCLUSIVE"); db.exec("BEGIN EXCLUSIVE"); db.exec("CREATE TABLE held (x)");
+         console.log("locked"); setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, 700);`,
+      ],
+      { cwd: join(import.meta.dir, "../.."), stdout: "pipe", stderr: "pipe" },
+    );
+    const reader = holder.stdout.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain("locked");
+    const started = performance.now();
+    const store = open(dir);
+    // It waited for the holder, then opened.
+    expect(performance.now() - started).toBeGreaterThan(300);
+    await store.write(req("m v=1 1"));
+    expect(exportAll(store)).toBe("m v=1 1\n");
+    await store.close();
+    expect(await holder.exited).toBe(0);
+  });
+
   test("buffers past HOT_HARD_LIMIT times the memory cap make writes wait for flushes", async () => {
     // What the cap counts for a series of one line.
     const probe = open(tempDir());
