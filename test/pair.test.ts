@@ -41,6 +41,11 @@ function expectAll(exported: string, acked: Acked, unknown: Acked = new Map()): 
 
 let clock = 1_000;
 
+async function framesSent(url: string): Promise<number> {
+  const scrape = await (await fetch(`${url}/metrics`)).text();
+  return [...scrape.matchAll(/^tsdb_pair_peer_frames_sent_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
 async function framesCompressed(url: string): Promise<number> {
   const scrape = await (await fetch(`${url}/metrics`)).text();
   return Number(/^tsdb_pair_store_frames_compressed_total (\d+)$/m.exec(scrape)?.[1] ?? -1);
@@ -260,9 +265,13 @@ describe("pairing", () => {
     async () => {
       const pair = await startPair({ argsB: ["--catch-up-bytes", "1KiB"] });
       try {
-        const acked = await bBackFromDown(pair, 20);
+        let sentBefore = -1;
+        const acked = await bBackFromDown(pair, 20, async () => void (sentBefore = await framesSent(pair.a.node.url)));
         expectAll(await converged(pair), acked);
         expect(pair.b.node.stderr()).toContain("catching up from its storage");
+        // None of the frames b caught up on from storage was read out and sent first.
+        expect(sentBefore).toBeGreaterThan(0);
+        expect(await framesSent(pair.a.node.url)).toBe(sentBefore);
         const b = await peerStatus(pair.b.node.url);
         expect(b.counters.backfill_values).toBeGreaterThan(0);
         expect(b.gaps).toEqual([]);

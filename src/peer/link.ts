@@ -284,7 +284,7 @@ export class PeerLink {
     // Never trust a cached position: read it from the store on every connection.
     const cursor = twinId === undefined ? null : store.cursorFor(twinId);
     const after = cursor?.lsn ?? 0;
-    const { body } = await this.open(`/peer/v1/frames?after=${after}&compress=deflate`);
+    const { body } = await this.open(`/peer/v1/frames?after=${after}&compress=deflate&catch_up_bytes=${this.catchUpBytes}`);
     const reader = new MessageReader();
     let hello: Hello | null = null;
     // What to do once this stream is closed: refill from storage before streaming again.

@@ -107,9 +107,15 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
     if (!Number.isSafeInteger(after) || after < 0) throw new TsdbError("bad_request", "after must be a non-negative LSN");
     const signal = AbortSignal.any([c.req.raw.signal, deps.closing]);
     const compress = c.req.query("compress") === "deflate";
+    // The requester's --catch-up-bytes: past it, plain writes are caught up from storage.
+    const catchUpBytes = c.req.query("catch_up_bytes") === undefined ? null : Number(c.req.query("catch_up_bytes"));
+    if (catchUpBytes !== null && !(catchUpBytes >= 0)) throw new TsdbError("bad_request", "catch_up_bytes must be a non-negative number");
     async function* messages(): AsyncGenerator<Message> {
       const h: Hello = { ...hello(requester), pending_bytes: store.ownBytesAfter(after), writes_only: store.onlyWritesAfter(after) };
       yield { type: "hello", hello: h };
+      // The requester will leave to catch up from storage: reading (and compressing) frames
+      // it would throw away only takes CPU from the backfill it asks for next.
+      if (catchUpBytes !== null && h.writes_only === true && h.pending_bytes! >= catchUpBytes) return;
       if (after > h.latest_lsn) {
         yield { type: "error", error: `you asked for frames after ${store.nodeId}@${after}, but the newest is ${store.nodeId}@${h.latest_lsn}` };
         return;
