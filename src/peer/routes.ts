@@ -249,40 +249,45 @@ function commitOrTimeout(store: Store, ms: number, signal: AbortSignal): Promise
 function stream(messages: AsyncGenerator<Message>, log: Logger, packBytes = 0): Response {
   // The twin may hang up while a message is being prepared; then there is no one to send to.
   let cancelled = false;
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      // Up to packBytes of messages go out as one piece (a backfill's records are small).
-      const parts: Uint8Array[] = [];
-      let size = 0;
-      const send = () => {
-        if (parts.length > 0) controller.enqueue(concatBytes(parts, size));
-      };
-      try {
-        do {
-          const next = await messages.next();
+  // A backfill is made ahead of the twin (see AHEAD_BYTES); frames go as they are read.
+  const ahead = packBytes > 0 ? new ByteLengthQueuingStrategy({ highWaterMark: AHEAD_BYTES }) : undefined;
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        // Up to packBytes of messages go out as one piece (a backfill's records are small).
+        const parts: Uint8Array[] = [];
+        let size = 0;
+        const send = () => {
+          if (parts.length > 0) controller.enqueue(concatBytes(parts, size));
+        };
+        try {
+          do {
+            const next = await messages.next();
+            if (cancelled) return;
+            if (next.done) {
+              send();
+              controller.close();
+              return;
+            }
+            const bytes = encodeMessage(next.value);
+            parts.push(bytes);
+            size += bytes.length;
+          } while (size < packBytes);
+          send();
+        } catch (e) {
           if (cancelled) return;
-          if (next.done) {
-            send();
-            controller.close();
-            return;
-          }
-          const bytes = encodeMessage(next.value);
-          parts.push(bytes);
-          size += bytes.length;
-        } while (size < packBytes);
-        send();
-      } catch (e) {
-        if (cancelled) return;
-        log.error("peer stream failed", { error: String(e) });
-        send();
-        controller.enqueue(encodeMessage({ type: "error", error: e instanceof Error ? e.message : String(e) }));
-        controller.close();
-      }
+          log.error("peer stream failed", { error: String(e) });
+          send();
+          controller.enqueue(encodeMessage({ type: "error", error: e instanceof Error ? e.message : String(e) }));
+          controller.close();
+        }
+      },
+      async cancel() {
+        cancelled = true;
+        await messages.return(undefined);
+      },
     },
-    async cancel() {
-      cancelled = true;
-      await messages.return(undefined);
-    },
-  }, packBytes > 0 ? new ByteLengthQueuingStrategy({ highWaterMark: AHEAD_BYTES }) : undefined);
+    ahead,
+  );
   return new Response(body, { status: 200, headers: { "Content-Type": "application/x-tsdb-pair-stream", "Cache-Control": "no-store" } });
 }

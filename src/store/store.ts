@@ -46,7 +46,7 @@ import {
   type MeasurementEntry,
   type SeriesEntry,
 } from "./catalog.ts";
-import { checkChunkHeaders, decodeChunk, encodeChunk, encodeRows, maxClock, type ChunkColumns, type ChunkRow } from "./chunk.ts";
+import { checkChunkHeaders, decodeChunk, encodeChunk, encodeRows, type ChunkColumns, type ChunkRow } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
 import { INSERT_BATCH, PageFit, recordBytes, ROW_OVERHEAD } from "./pagefit.ts";
 import { HotBuffer, MAX_COLUMNS } from "./hot.ts";
@@ -1480,16 +1480,18 @@ export class Store {
           return id;
         };
         const single = r.chunk.origins === null ? originOf(r.chunk.originId ?? 0) : null;
-        let asReceived = single !== null && !this.tombstones.has(r.db);
+        let asReceived = single !== null;
         let run: Run | null = null;
         const values = (): Run => {
           if (run !== null) return run;
           const d = decodeChunk(r.chunk, r.type);
           return (run = { ...d, origins: typeof d.origins === "number" ? originOf(d.origins) : compactOrigins(d.origins.map(originOf)) });
         };
-        if (asReceived) checkChunkHeaders(r.chunk, r.type);
+        // Values under a delete are not stored: those need decoding to be found.
+        const buried = this.tombstones.has(r.db);
+        if (asReceived && !buried) checkChunkHeaders(r.chunk, r.type);
         else values();
-        if (this.tombstones.has(r.db)) {
+        if (buried) {
           const all = values();
           const keep: number[] = [];
           for (let i = 0; i < all.times.length; i++) {
@@ -2211,11 +2213,6 @@ function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns, contin
   return [seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc, continued ? 1 : null];
 }
 
-/**
- * A chunk received from the twin, stored with its own columns: the run decoded from them
- * gives its bounds, count and newest version (not taken on trust), and its one origin as
- * numbered here.
- */
 /**
  * The field entries of one batch's lines, by measurement and place in the line: a batch's
  * lines repeat their field keys (as the same strings), so a key found where the last line of
