@@ -85,11 +85,12 @@ describe("runtimes", () => {
   );
 
   test(
-    "a node on Deno pairs with a node on Bun, converges with it, and stops promptly after streaming to and from it",
+    "a node on Deno pairs with a node on Bun, converges with it both ways (frames and catch-up from storage), and stops promptly after",
     async () => {
       const deno = join(REPO, "node_modules/.bin/deno");
       const [pd, pb] = [await freePort(), await freePort()];
-      const peer = (port: number) => ["--peer", `127.0.0.1:${port}`, "--peer-secret", "s"];
+      // Any backlog is caught up from the twin's storage, not over frames.
+      const peer = (port: number) => ["--peer", `127.0.0.1:${port}`, "--peer-secret", "s", "--catch-up-bytes", "1KiB"];
       const dirs = [tempDir(), tempDir()];
       scratch.push(...dirs);
       const nodes: NodeProcess[] = [];
@@ -97,15 +98,26 @@ describe("runtimes", () => {
         nodes.push(await startNode({ command: [deno, "run", "-A", join(REPO, "src/main.ts")], nodeId: "d", dataDir: dirs[0], args: ["--listen", `127.0.0.1:${pd}`, ...peer(pb)], timeoutMs: 120_000 }));
         nodes.push(await startNode({ nodeId: "b", dataDir: dirs[1], args: ["--listen", `127.0.0.1:${pb}`, ...peer(pd)] }));
         const [onDeno, onBun] = nodes as [NodeProcess, NodeProcess];
+        const converged = async (has: string): Promise<boolean> => {
+          for (let i = 0; i < 300; i++) {
+            await Bun.sleep(100);
+            const [x, y] = await Promise.all([exportDb(onDeno.url, "big").catch(() => ""), exportDb(onBun.url, "big").catch(() => "")]);
+            if (x !== "" && x === y && x.includes(has)) return true;
+          }
+          return false;
+        };
         expect((await write(onDeno.url, BIG_BODY.split("\n").slice(3).join("\n"), "db=big")).status).toBe(204);
         expect((await write(onBun.url, BODY, "db=big")).status).toBe(204);
-        let same = false;
-        for (let i = 0; i < 300 && !same; i++) {
-          await Bun.sleep(100);
-          const [x, y] = await Promise.all([exportDb(onDeno.url, "big").catch(() => ""), exportDb(onBun.url, "big").catch(() => "")]);
-          same = x !== "" && x === y && x.includes("cpu,host=a");
+        expect(await converged("cpu,host=a")).toBe(true);
+        // Each in turn falls behind with its link paused, and catches up from the other's storage.
+        for (const [behind, ahead, measurement] of [[onBun, onDeno, "late1"], [onDeno, onBun, "late2"]] as const) {
+          expect((await fetch(`${behind.url}/peer/pause`, { method: "POST" })).status).toBe(200);
+          const body = Array.from({ length: 3000 }, (_, i) => `${measurement},host=h${i % 30} v=${i}.5 ${i}`).join("\n");
+          expect((await write(ahead.url, body, "db=big")).status).toBe(204);
+          expect((await fetch(`${behind.url}/peer/resume`, { method: "POST" })).status).toBe(200);
+          expect(await converged(`${measurement},host=h9 v=2979.5 2979`)).toBe(true);
+          expect(behind.stderr()).toContain("catching up from its storage");
         }
-        expect(same).toBe(true);
         // Its link is reading the twin's stream: the stop must end that read, not wait on it.
         const stopped = await Promise.race([onDeno.stop(), Bun.sleep(20_000).then(() => "still running")]);
         expect(stopped).toBe(0);
