@@ -168,12 +168,15 @@ export function checkChunkHeaders(c: ChunkColumns, type: FieldType): void {
   };
   column(c.times, "time", "time");
   column(c.vals, type, "value");
-  const v = c.hlcs;
-  if (v[0] === VERSIONS_RUNS) column(v.subarray(1), "clock", "version");
-  else if (v[0] === VERSIONS_PLAIN) column(v.subarray(1), "time", "version");
-  else if (v[0] === VERSIONS_DICT && v.length >= 5) column(v.subarray(5 + new DataView(v.buffer, v.byteOffset + 1, 4).getUint32(0, true)), "integer", "version index");
-  else if (v[0] === FORMAT.TIME_RAW || v[0] === FORMAT.TIME_DOD) column(v, "time", "version");
-  else refuse(`unknown version column format ${v[0]}`);
+  let v: VersionParts;
+  try {
+    v = versionParts(c.hlcs);
+  } catch (e) {
+    return refuse(e instanceof Error ? e.message : String(e));
+  }
+  if (v.form === "runs") column(v.values, "clock", "version");
+  else if (v.form === "times") column(v.values, "time", "version");
+  else column(v.values, "integer", "version index");
 }
 
 /** Decodes a chunk row back into a run. */
@@ -294,15 +297,29 @@ function encodeDictionary(clocks: Float64Array): Uint8Array {
 }
 
 /** Decodes a version column in any of its forms, old ones included. */
-export function decodeVersions(buf: Uint8Array): BigInt64Array {
-  if (buf[0] === VERSIONS_RUNS) return fromNumbers(decodeClocks(buf.subarray(1)));
-  if (buf[0] === VERSIONS_PLAIN) return decodeTimes(buf.subarray(1));
+/**
+ * Where a version column's values are, by its form: `values` holds an entry per value
+ * (clocks as runs, clocks as a time column, or indexes into `dict`, the distinct clocks).
+ */
+type VersionParts =
+  | { readonly form: "runs" | "times"; readonly values: Uint8Array }
+  | { readonly form: "dict"; readonly values: Uint8Array; readonly dict: Uint8Array };
+
+function versionParts(buf: Uint8Array): VersionParts {
+  if (buf[0] === VERSIONS_RUNS) return { form: "runs", values: buf.subarray(1) };
+  if (buf[0] === VERSIONS_PLAIN) return { form: "times", values: buf.subarray(1) };
   // Chunks written before versions had a format byte hold a bare time column.
-  if (buf[0] === FORMAT.TIME_RAW || buf[0] === FORMAT.TIME_DOD) return decodeTimes(buf);
+  if (buf[0] === FORMAT.TIME_RAW || buf[0] === FORMAT.TIME_DOD) return { form: "times", values: buf };
   if (buf[0] !== VERSIONS_DICT || buf.length < 5) throw new TsdbError("internal", `unknown version column format ${buf[0]}`);
   const dictLength = new DataView(buf.buffer, buf.byteOffset + 1, 4).getUint32(0, true);
-  const dict = toNumbers(decodeTimes(buf.subarray(5, 5 + dictLength)));
-  const index = toNumbers(decodeInts(buf.subarray(5 + dictLength)));
+  return { form: "dict", values: buf.subarray(5 + dictLength), dict: buf.subarray(5, 5 + dictLength) };
+}
+
+export function decodeVersions(buf: Uint8Array): BigInt64Array {
+  const parts = versionParts(buf);
+  if (parts.form !== "dict") return parts.form === "runs" ? fromNumbers(decodeClocks(parts.values)) : decodeTimes(parts.values);
+  const dict = toNumbers(decodeTimes(parts.dict));
+  const index = toNumbers(decodeInts(parts.values));
   const out = new Float64Array(index.length);
   for (let i = 0; i < index.length; i++) {
     const h = dict[index[i]!];
