@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { encodeInts, encodeTimes } from "../codec/index.ts";
 import { mulberry32 } from "../codec/testkit.ts";
-import { decodeVersions, encodeVersions } from "./chunk.ts";
+import { decodeChunk, decodeVersions, encodeChunk, encodeVersions, SharedColumns } from "./chunk.ts";
+import type { Run } from "./run.ts";
 
 /** Milliseconds of a clock in mid-2026; a clock is milliseconds × 1024 + a counter. */
 const NOW_MS = 1_795_322_432_582n;
@@ -130,5 +131,65 @@ describe("version columns", () => {
 
   test("refuses a column of an unknown format", () => {
     expect(() => decodeVersions(Uint8Array.of(9, 0, 0))).toThrow(/unknown version column format/);
+  });
+});
+
+describe("SharedColumns", () => {
+  /** A float run over the given times and clocks (values differ per call, as fields do). */
+  const runOf = (times: bigint[], clocks: bigint[], seed: number): Run => {
+    const rand = mulberry32(seed);
+    return {
+      times: BigInt64Array.from(times),
+      values: Float64Array.from(times, () => Math.round(rand() * 10_000) / 100),
+      hlcs: BigInt64Array.from(clocks),
+      origins: 1,
+    };
+  };
+
+  test("chunks encoded through one memo are byte for byte those encoded alone", () => {
+    // Runs of a series' fields: mostly the same times and clocks, sometimes one value apart
+    // (a row without the field), another length, or a single word changed.
+    const column = fc.array(fc.bigInt({ min: 0n, max: 2n ** 40n }), { minLength: 1, maxLength: 40 });
+    const variant = fc.constantFrom("same", "time+1", "hlc+1", "hi word", "shorter", "copy");
+    fc.assert(
+      fc.property(column, fc.array(variant, { minLength: 1, maxLength: 8 }), fc.integer(), (base, variants, seed) => {
+        const times = [...base].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        const clocks = times.map((_, i) => hlc(NOW_MS + BigInt(Math.floor(i / 3))));
+        const shared = new SharedColumns();
+        const first = runOf(times, clocks, seed);
+        const runs = variants.map((v, k): Run => {
+          const last = times.length - 1;
+          const t = [...times];
+          const c = [...clocks];
+          if (v === "same") return { ...first, values: runOf(times, clocks, seed + k + 1).values };
+          if (v === "time+1") t[last] = t[last]! + 1n;
+          if (v === "hlc+1") c[last] = c[last]! + 1n;
+          if (v === "hi word") t[last] = t[last]! + 2n ** 33n;
+          if (v === "shorter" && t.length > 1) return runOf(t.slice(0, -1), c.slice(0, -1), seed + k);
+          return runOf(t, c, seed + k);
+        });
+        for (const run of [first, ...runs]) {
+          const alone = encodeChunk(run, "float");
+          const through = encodeChunk(run, "float", shared);
+          expect(through).toEqual(alone);
+          expect(decodeChunk(through, "float")).toEqual(run);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test("a flush of a buffer whose fields miss rows writes each field's own times and versions", () => {
+    const shared = new SharedColumns();
+    const full = runOf([10n, 20n, 30n, 40n], [hlc(NOW_MS), hlc(NOW_MS), hlc(NOW_MS + 5n), hlc(NOW_MS + 5n)], 7);
+    const gappy = runOf([10n, 30n, 40n], [hlc(NOW_MS), hlc(NOW_MS + 5n), hlc(NOW_MS + 5n)], 8);
+    const a = encodeChunk(full, "float", shared);
+    const b = encodeChunk(gappy, "float", shared);
+    const c = encodeChunk(full, "float", shared);
+    expect(decodeChunk(b, "float").times).toEqual(gappy.times);
+    expect(decodeChunk(b, "float").hlcs).toEqual(gappy.hlcs);
+    expect(c.times).toEqual(a.times);
+    expect(c.maxHlc).toBe(hlc(NOW_MS + 5n));
+    expect(b.maxHlc).toBe(hlc(NOW_MS + 5n));
   });
 });

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import type { FieldType, FieldValue } from "../lineprotocol/types.ts";
 import { DbEntry, SeriesEntry, UNKNOWN_FIELD_VERSION, type FieldEntry } from "./catalog.ts";
-import { BYTES_PER_HOT_ROW, BYTES_PER_HOT_VALUE, HotBuffer, MAX_COLUMNS } from "./hot.ts";
+import { BYTES_PER_HOT_ROW, BYTES_PER_HOT_VALUE, HotBuffer, MAX_COLUMNS, type RowCopies } from "./hot.ts";
 import type { Values } from "./run.ts";
 import { rowSlab, valueSlab } from "./slab.ts";
 
@@ -265,6 +265,20 @@ describe("hot buffers of several columns", () => {
       [30, false, true],
       [30, true, false],
     ]);
+  });
+
+  test("snapshots with row copies share them between full columns and equal snapshots without", () => {
+    const b = buffer("float", "integer", "float");
+    write(b, 10, [1, 1n, undefined], { hlc: 100, origin: 1 });
+    write(b, 20, [2, 2n, 2], { hlc: 200, origin: 2 });
+    write(b, 30, [3, 3n, undefined], { hlc: 300, origin: 1 });
+    const copies: RowCopies = {};
+    const [a, i, gappy] = [0, 1, 2].map((col) => b.snapshot(col, Number.NEGATIVE_INFINITY, copies));
+    for (const [col, snap] of [a, i, gappy].entries()) expect(snap).toEqual(b.snapshot(col!));
+    expect(i!.times).toBe(a!.times);
+    expect(i!.hlcs).toBe(a!.hlcs);
+    expect(gappy!.times).not.toBe(a!.times);
+    expect([...gappy!.times]).toEqual([20n]);
   });
 
   test("a column added while rows are buffered leaves their values alone and holds only later rows", () => {

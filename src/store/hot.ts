@@ -29,6 +29,12 @@ export const MAX_COLUMNS = 32;
 /** Bytes of a row slot (time, version, mask, origin) and of a value slot. */
 export const BYTES_PER_HOT_ROW = 22;
 export const BYTES_PER_HOT_VALUE = 8;
+
+/** What snapshots of one buffer's full columns share (see HotBuffer.snapshot). */
+export interface RowCopies {
+  run?: Omit<Run, "values">;
+}
+
 /** `origin` of a buffer whose rows do not share one: each has its own in the row page's origins column. */
 const MIXED = -2;
 
@@ -287,9 +293,11 @@ export class HotBuffer {
 
   /**
    * A copy of one column's values, in time order (equal times possible, see hasDuplicates);
-   * with `newerThan`, only those of rows whose version clock is above it.
+   * with `newerThan`, only those of rows whose version clock is above it. With `rowCopies`,
+   * the snapshots of columns that every row has share one copy of the time, version and
+   * origin columns (valid while the buffer is not written to).
    */
-  snapshot(col: number, newerThan = Number.NEGATIVE_INFINITY): Run {
+  snapshot(col: number, newerThan = Number.NEGATIVE_INFINITY, rowCopies?: RowCopies): Run {
     const n = this.length;
     const rows = this.rows;
     const rb = this.rowBase;
@@ -298,12 +306,13 @@ export class HotBuffer {
     if (newerThan !== Number.NEGATIVE_INFINITY) for (let i = 0; i < n; i++) if (rows.hlcs[rb + i]! <= newerThan) older++;
     const vb = this.valBase + col * this.capacity;
     if (count === n && older === 0) {
-      return {
+      const copied = rowCopies?.run ?? {
         times: copyOf(rows.times.subarray(rb, rb + n)),
-        values: this.valuesOf(col, vb, n, null),
         hlcs: fromNumbers(rows.hlcs.subarray(rb, rb + n)),
         origins: this.origin === MIXED ? compactOrigins(rows.origins.slice(rb, rb + n)) : this.origin,
       };
+      if (rowCopies !== undefined) rowCopies.run = copied;
+      return { ...copied, values: this.valuesOf(col, vb, n, null) };
     }
     // Some rows lack the column, or are too old: gather the others.
     const bit = 1 << col;

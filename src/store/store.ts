@@ -46,10 +46,10 @@ import {
   type MeasurementEntry,
   type SeriesEntry,
 } from "./catalog.ts";
-import { checkChunkHeaders, decodeChunk, encodeChunk, encodeRows, type ChunkColumns, type ChunkRow } from "./chunk.ts";
+import { checkChunkHeaders, decodeChunk, encodeChunk, encodeRows, SharedColumns, type ChunkColumns, type ChunkRow } from "./chunk.ts";
 import { Compactor } from "./compaction.ts";
 import { INSERT_BATCH, PageFit, recordBytes, ROW_OVERHEAD } from "./pagefit.ts";
-import { HotBuffer, MAX_COLUMNS } from "./hot.ts";
+import { HotBuffer, MAX_COLUMNS, type RowCopies } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type Values, type VersionOrder } from "./run.ts";
 import { openDb, RightmostLeaf, type Sqlite } from "./sqlite.ts";
 import { toNumbers } from "./words.ts";
@@ -1338,10 +1338,13 @@ export class Store {
   private *backfillEverything(since: bigint, originId: number | null): Generator<BackfillRecord> {
     const live = (series: SeriesEntry): boolean => this.catalog.dbs.get(series.measurement.db.name) === series.measurement.db;
     for (const b of [...this.live]) {
+      // Its fields mostly share times and versions, encoded once. The buffer may take writes
+      // between records, so these are matched by value (no row copies shared, see encodeBuffer).
+      const shared = new SharedColumns();
       for (let col = 0; col < b.width; col++) {
         if (b.length === 0 || !live(b.series)) break;
         // Only rows the twin lacks are copied: a buffer often holds many it already has.
-        const record = this.backfillRecord(b.series, b.fields[col]!, b.snapshot(col, Number(since)), since, originId);
+        const record = this.backfillRecord(b.series, b.fields[col]!, b.snapshot(col, Number(since)), since, originId, shared);
         if (record !== null) yield record;
       }
     }
@@ -1380,7 +1383,14 @@ export class Store {
   }
 
   /** The values of `run` newer than `since` and of `originId` (any when null) as a record, or null if none. */
-  private backfillRecord(series: SeriesEntry, field: FieldEntry, run: Run, since: bigint, originId: number | null): BackfillRecord | null {
+  private backfillRecord(
+    series: SeriesEntry,
+    field: FieldEntry,
+    run: Run,
+    since: bigint,
+    originId: number | null,
+    shared = new SharedColumns(),
+  ): BackfillRecord | null {
     // Clocks are safe integers: compared as doubles, without a bigint per value.
     const clocks = toNumbers(run.hlcs);
     const after = Number(since);
@@ -1415,7 +1425,7 @@ export class Store {
       mapped[i] = j;
     }
     const origins = typeof picked.origins === "number" ? 0 : compactOrigins(mapped);
-    const chunk = encodeChunk({ ...picked, origins }, field.type);
+    const chunk = encodeChunk({ ...picked, origins }, field.type, shared);
     const m = series.measurement;
     return { db: m.db.name, seriesKey: series.key, measurement: m.name, field: field.name, type: field.type, nodes, chunk };
   }
@@ -1888,14 +1898,17 @@ export class Store {
   /** Encodes a buffer's values as chunk rows, to be inserted with the rest of its flush step. */
   private encodeBuffer(b: HotBuffer, rows: ChunkRow[]): void {
     const size = this.engine.chunkPoints;
+    // The fields of a series mostly share their times and versions: copied and encoded once.
+    const rowCopies: RowCopies = {};
+    const shared = new SharedColumns();
     for (let col = 0; col < b.width; col++) {
       const field = b.fields[col]!;
-      const values = b.snapshot(col);
+      const values = b.snapshot(col, Number.NEGATIVE_INFINITY, rowCopies);
       if (values.times.length === 0) continue;
       // Buffers are kept in time order; only repeated timestamps need the version merge.
       const run = b.hasDuplicates ? mergeRuns([values], field.type, this.order) : values;
       // A buffer that grew past the chunk size while waiting becomes several full chunks.
-      for (const e of encodeRows(run, field.type, size, this.fit)) rows.push({ seriesId: b.series.id, fieldId: field.id, ...e });
+      for (const e of encodeRows(run, field.type, size, this.fit, shared)) rows.push({ seriesId: b.series.id, fieldId: field.id, ...e });
       // A chunk flushed early (memory cap, age, shutdown) is worth merging with its neighbours.
       if (run.times.length % size !== 0) this.compactor.mark(b.series.id, field.id);
     }
