@@ -140,7 +140,7 @@ const serveArgs = {
   "log-format": { type: "string", description: "logfmt (default) or json" },
   "chunk-points": { type: "string", description: "Values per compressed chunk (default 1000)" },
   "flush-age": { type: "string", description: "Flush buffered values older than this into chunks (default 10m)" },
-  "hot-memory": { type: "string", description: "Memory for buffered values before early flushes (default 64MiB)" },
+  "hot-memory": { type: "string", description: "Memory for buffered values before early flushes (default 16MiB plus 256 bytes per series with buffered values)" },
 } as const;
 
 const serve = defineCommand({

@@ -148,6 +148,17 @@ describe("printing the resolved configuration", () => {
     expect(text).toMatch(/^engine\.chunk-points\s+= \d+/m);
   });
 
+  test("names the source of engine settings whose names differ from their flags", () => {
+    const input = { hotMemory: "32MiB", flushAge: "1m", retention: "7d", minFreeDisk: "1GiB", maxSeries: "5", walRetention: "1d" };
+    const sources = Object.fromEntries(Object.keys(input).map((k) => [k, "flag"]));
+    const text = renderConfig(resolveServeConfig({ ...input, peer: "iotdb-2", peerSecret: "s3cret-s3cret-s3cret" }, { hostname: "h" }), sources);
+    for (const name of ["hot-memory-bytes", "hot-memory-per-series-bytes", "flush-age-ms", "retention-ms", "min-free-disk-bytes", "max-series-per-database", "frame-retention-ms"]) {
+      expect(text).toMatch(new RegExp(`^engine\\.${name}\\s+= \\d+  # flag$`, "m"));
+    }
+    expect(text).toMatch(/^engine\.hot-memory-per-series-bytes\s+= 0  # flag$/m);
+    expect(text).toMatch(/^engine\.chunk-points\s+= \d+  # default$/m);
+  });
+
   test("shows an unset secret as none rather than a mask", () => {
     const text = renderConfig(resolveServeConfig({}, { hostname: "h" }));
     expect(text).toMatch(/^auth-token\s+= \(none\)$/m);

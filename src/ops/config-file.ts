@@ -359,6 +359,12 @@ const INPUT_FIELD_OF: Record<string, string> = {
   peers: "peer",
   frameRetentionMs: "walRetention",
   frameRetentionBytes: "walMaxBytes",
+  flushAgeMs: "flushAge",
+  hotMemoryBytes: "hotMemory",
+  hotMemoryPerSeriesBytes: "hotMemory",
+  retentionMs: "retention",
+  minFreeDiskBytes: "minFreeDisk",
+  maxSeriesPerDatabase: "maxSeries",
 };
 
 /**

@@ -353,7 +353,11 @@ export function createMetrics(r: Registry) {
       labelNames: ["file"],
     }),
     storeHotValues: r.gauge({ name: "tsdb_pair_store_hot_values", help: "Values in the in-memory hot buffers, not yet in chunks." }),
-    storeHotBytes: r.gauge({ name: "tsdb_pair_store_hot_bytes", help: "Bytes of the slab regions the hot buffers hold (what --hot-memory caps)." }),
+    storeHotBytes: r.gauge({ name: "tsdb_pair_store_hot_bytes", help: "Bytes of the slab regions the hot buffers hold." }),
+    storeHotCapBytes: r.gauge({
+      name: "tsdb_pair_store_hot_cap_bytes",
+      help: "Bytes the hot buffers may hold before the oldest are flushed early (--hot-memory, by default grown per series with buffered values).",
+    }),
     storeLastLsn: r.gauge({ name: "tsdb_pair_store_last_lsn", help: "Log sequence number of this node's newest frame." }),
     storeChunksWritten: r.counter({ name: "tsdb_pair_store_chunks_written_total", help: "Chunks written by flushes since start." }),
     storeChunksCut: r.counter({
@@ -532,6 +536,8 @@ export interface StoreMetricsSource {
     readonly chunks?: number;
     /** Bytes the hot buffers hold. */
     readonly hotBytes: number;
+    /** What hotBytes may reach before early flushes, when the store caps it. */
+    readonly hotCapBytes?: number;
     /** Series and fields waiting for compaction, when the store compacts. */
     readonly compactionPending?: number;
   };
@@ -550,6 +556,7 @@ export function bindStoreMetrics(store: StoreMetricsSource, dataDir: string, m: 
     m.storeSeries.set(s.series);
     m.storeHotValues.set(s.hotValues);
     m.storeHotBytes.set(s.hotBytes);
+    if (s.hotCapBytes !== undefined) m.storeHotCapBytes.set(s.hotCapBytes);
     m.storeLastLsn.set(s.lastLsn);
     if (s.chunks !== undefined) m.storeChunks.set(s.chunks);
     if (s.compactionPending !== undefined) m.storeCompactionPending.set(s.compactionPending);

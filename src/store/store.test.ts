@@ -69,7 +69,7 @@ describe("store", () => {
     // A cap of 200 such series, and flush steps that take one buffer at a time (a zero
     // budget): flushing is far slower than writing, as with a flood of new series.
     const cap = 200 * seriesBytes;
-    const store = open(tempDir(), { hotMemoryBytes: cap, overCapFlushStepMs: 0 });
+    const store = open(tempDir(), { hotMemoryBytes: cap, hotMemoryPerSeriesBytes: 0, overCapFlushStepMs: 0 });
     const batches = 32;
     const perBatch = 100;
     let most = 0;
@@ -86,6 +86,33 @@ describe("store", () => {
     store.flushAll();
     expect(exportAll(store).split("\n").filter(Boolean).length).toBe(batches * perBatch);
     await store.close();
+  });
+
+  test("the memory cap grows by its share per series with buffered values", async () => {
+    // What the cap counts for a series of one line.
+    const probe = open(tempDir());
+    await probe.write(req("m v=1 1"));
+    const seriesBytes = probe.stats().hotBytes;
+    await probe.close();
+    const body = Array.from({ length: 100 }, (_, i) => `m,s=${i} v=${i} 1`).join("\n");
+    // A base of 10 series, and twice what a series holds for each: 100 series stay buffered.
+    const grown = open(tempDir(), { hotMemoryBytes: 10 * seriesBytes, hotMemoryPerSeriesBytes: 2 * seriesBytes });
+    await grown.write(req(body));
+    await Bun.sleep(50);
+    expect(grown.stats().hotCapBytes).toBe(10 * seriesBytes + 100 * 2 * seriesBytes);
+    expect(grown.stats().hotValues).toBe(100);
+    expect(grown.stats().chunksWritten).toBe(0);
+    await grown.close();
+    // The base alone (a fixed --hot-memory): over it, the oldest go to chunks.
+    const fixed = open(tempDir(), { hotMemoryBytes: 10 * seriesBytes, hotMemoryPerSeriesBytes: 0 });
+    await fixed.write(req(body));
+    const deadline = Date.now() + 5_000;
+    while (fixed.stats().hotBytes > 10 * seriesBytes && Date.now() < deadline) await Bun.sleep(20);
+    expect(fixed.stats().hotCapBytes).toBe(10 * seriesBytes);
+    expect(fixed.stats().hotBytes).toBeLessThanOrEqual(10 * seriesBytes);
+    expect(fixed.stats().chunksWritten).toBeGreaterThan(0);
+    expect(exportAll(fixed).split("\n").filter(Boolean).length).toBe(100);
+    await fixed.close();
   });
 
   test("flushes values older than the flush age even when no more writes come", async () => {

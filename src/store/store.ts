@@ -219,6 +219,8 @@ export interface StoreStats {
   readonly hotValues: number;
   /** Bytes of the slab regions the hot buffers hold (what the memory cap counts). */
   readonly hotBytes: number;
+  /** What hotBytes may reach before the oldest buffers are flushed early. */
+  readonly hotCapBytes: number;
   readonly chunksWritten: number;
   /** Chunk rows cut in two so a leaf page fills (see PageFit.fillLeaves). */
   readonly chunksCut: number;
@@ -624,6 +626,7 @@ export class Store {
       series: this.catalog.seriesCount(),
       hotValues: this.hotValues,
       hotBytes: this.hotBytes,
+      hotCapBytes: this.hotCap(),
       chunksWritten: this.chunksWritten,
       chunksCut: this.rowsCut,
       framesCompressed: this.framesCompressed,
@@ -780,7 +783,7 @@ export class Store {
     if (this.closed) return;
     // Writes (and the twin's batches) wait while buffers are past the hard limit, unless
     // flushing is failing (a full disk): that must not stop writes, which report it.
-    const held = this.hotBytes > this.engine.hotMemoryBytes * HOT_HARD_LIMIT && this.flushing;
+    const held = this.hotBytes > this.hotCap() * HOT_HARD_LIMIT && this.flushing;
     // A turn commits or flushes, not both: the answers to a commit's requests go out (and their
     // clients send the next bodies, to be parsed meanwhile) before a flush step holds the
     // thread. Under load the two alternate, so neither waits behind the other for long.
@@ -791,7 +794,7 @@ export class Store {
     } else if (this.flushWanted()) {
       this.flushFirst = false;
       const before = this.hotValues;
-      const overCap = this.hotBytes > this.engine.hotMemoryBytes;
+      const overCap = this.hotBytes > this.hotCap();
       this.flushStep(overCap ? (this.engine.overCapFlushStepMs ?? FLUSH_STEP_OVER_CAP_MS) : FLUSH_STEP_MS, false);
       this.flushing = this.hotValues < before;
     }
@@ -1809,9 +1812,14 @@ export class Store {
 
   // ---- flush ----
 
+  /** Bytes the hot buffers may hold before the oldest are flushed early (see EngineConfig.hotMemoryBytes). */
+  private hotCap(): number {
+    return this.engine.hotMemoryBytes + this.engine.hotMemoryPerSeriesBytes * this.live.size;
+  }
+
   private flushWanted(): boolean {
     if (this.full.size > 0) return true;
-    if (this.hotBytes > this.engine.hotMemoryBytes) return true;
+    if (this.hotBytes > this.hotCap()) return true;
     const now = this.nowMs();
     if (now - this.lastAgeScan >= AGE_SCAN_MS) {
       this.lastAgeScan = now;
@@ -1841,9 +1849,10 @@ export class Store {
       picked.add(b);
     }
     let bytes = this.hotBytes;
-    if (bytes > this.engine.hotMemoryBytes) {
+    const cap = this.hotCap();
+    if (bytes > cap) {
       for (const b of picked) bytes -= b.bytes;
-      const target = this.engine.hotMemoryBytes * 0.75;
+      const target = cap * 0.75;
       for (const b of this.live) {
         if (bytes <= target || picked.size >= PICK_PER_STEP) break;
         if (picked.has(b)) continue;
