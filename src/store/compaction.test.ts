@@ -50,6 +50,30 @@ describe("compaction", () => {
     await store.close();
   });
 
+  test("waits while a backfill reads chunks, and runs once it stops", async () => {
+    const { store } = open();
+    for (let i = 0; i < 95; i += 3) {
+      await write(store, [i, i + 1, i + 2].map((t) => `m,s=a v=${t}i ${t}\nm,s=b v=${t}i ${t}`).join("\n"));
+      store.flushAll();
+    }
+    const before = all(store);
+    // A twin catching up reads a record every 200 ms for 2.4 s: more than the idle time
+    // compaction waits for after the last write, but never that long after the last record.
+    const records = store.backfillRecords({ sinceHlc: 0, origin: null });
+    let read = 0;
+    for (let i = 0; i < 12; i++) {
+      if (!records.next().done) read++;
+      await new Promise((r) => setTimeout(r, 200));
+      expect(store.stats().chunksCompacted).toBe(0);
+    }
+    expect(read).toBe(12);
+    records.return(undefined);
+    await until(() => store.stats().chunks === 20, "twenty full chunks");
+    expect(store.stats().chunksCompacted).toBeGreaterThan(0);
+    expect(all(store)).toBe(before);
+    await store.close();
+  });
+
   test("merges overlapping chunks keeping the newest write of each time", async () => {
     const { store, dir } = open();
     await write(store, "m v=1 1\nm v=1 2\nm v=1 3\nm v=1 4");

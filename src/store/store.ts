@@ -343,6 +343,8 @@ export class Store {
   private compactTimer: ReturnType<typeof setTimeout> | null = null;
   private ageTimer: ReturnType<typeof setInterval> | null = null;
   private lastCommitAt = Number.NEGATIVE_INFINITY;
+  /** When a backfill last read a record (see backfillRecords). */
+  private lastBackfillAt = Number.NEGATIVE_INFINITY;
   /** Set by a flush; the free pages it may have left are given back once the writer is quiet. */
   private vacuumWanted = false;
   /** False while flush steps fail to take values out of the buffers (see turn). */
@@ -800,9 +802,11 @@ export class Store {
     }
     // Compaction only uses time the writer would otherwise spend idle: not between the
     // requests of a busy stream (own ingest or the twin's frames), only once writes pause.
+    // Nor while a backfill reads the chunks: each it rewrote would be read again whole, and
+    // a twin catching up is what the time is wanted for.
     // Giving free pages back waits for the same quiet: while writes go on, the pages of
     // trimmed frames are reused by new ones, and moving pages about would only cost time.
-    const quiet = this.nowMs() - this.lastCommitAt >= COMPACT_AFTER_IDLE_MS;
+    const quiet = this.nowMs() - Math.max(this.lastCommitAt, this.lastBackfillAt) >= COMPACT_AFTER_IDLE_MS;
     if (this.queue.length === 0 && !this.flushWanted() && (this.compactor.hasWork() || this.vacuumWanted)) {
       if (!quiet) this.scheduleCompaction();
       else if (this.compactor.hasWork()) this.compactStep(COMPACT_STEP_MS);
@@ -1305,6 +1309,14 @@ export class Store {
    * may come along (the twin has them, and merges by version).
    */
   *backfillRecords(opts: { sinceHlc: number; origin: string | null; db?: string; start?: bigint; end?: bigint }): Generator<BackfillRecord> {
+    // Compaction waits while records are read (see turn).
+    for (const record of this.backfillAll(opts)) {
+      this.lastBackfillAt = this.nowMs();
+      yield record;
+    }
+  }
+
+  private *backfillAll(opts: { sinceHlc: number; origin: string | null; db?: string; start?: bigint; end?: bigint }): Generator<BackfillRecord> {
     const since = BigInt(opts.sinceHlc);
     const originId = opts.origin === null ? null : this.nodeIdOf(opts.origin);
     if (opts.db === undefined && opts.start === undefined && opts.end === undefined) {
