@@ -312,7 +312,8 @@ export class HotBuffer {
         origins: this.origin === MIXED ? compactOrigins(rows.origins.slice(rb, rb + n)) : this.origin,
       };
       if (rowCopies !== undefined) rowCopies.run = copied;
-      return { ...copied, values: this.valuesOf(col, vb, n, null) };
+      // Fields in the order of every other run, so all runs share one shape.
+      return { times: copied.times, values: this.valuesOf(col, vb, n, null), hlcs: copied.hlcs, origins: copied.origins };
     }
     // Some rows lack the column, or are too old: gather the others.
     const bit = 1 << col;
