@@ -359,6 +359,21 @@ describe("applying a twin's frames", () => {
       expect(again.database("db")?.measurement("m").fields.get("f")?.created).toEqual({ hlc: 1_000 * 1024, by: "a" });
     });
 
+    test("also when the older type arrives among many backfill records, all of which are stored", async () => {
+      const [a, b] = [node("a", { ms: 1_000 }), node("b", { ms: 2_000 })];
+      await write(a, Array.from({ length: 41 }, (_, i) => `m,h=${i} g=${i}.5,f=${i}i 1`).join("\n"));
+      await write(b, "m,h=0 f=1.5 1");
+      b.flushAll();
+      const records = [...a.backfillRecords({ sinceHlc: 0, origin: null })];
+      // Rows go to the table in groups (see ChunkRows): several whole ones and a part.
+      expect(records.length).toBe(82);
+      await b.applyBackfill({ nodeId: "a", incarnation: a.incarnation }, records, { lsn: a.latestLsn(), hlc: a.currentHlc() });
+      expect(exported(b)).toBe(exported(a));
+      expect(exported(b).split("\n").filter(Boolean).length).toBe(41);
+      expect(b.settledTypeConflictCount()).toBe(1);
+      expect(b.stats().chunks).toBe(82);
+    });
+
     test("also when the older type arrives by backfill", async () => {
       const { a, b } = await clash();
       const records = [...a.backfillRecords({ sinceHlc: 0, origin: null })];

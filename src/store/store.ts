@@ -398,6 +398,10 @@ export class Store {
       insertChunk: sqlite.prepare(
         "INSERT INTO chunks (series_id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins, max_hlc, continued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
+      insertChunks: sqlite.prepare(
+        "INSERT INTO chunks (series_id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins, max_hlc, continued) VALUES " +
+          Array<string>(CHUNKS_PER_INSERT).fill("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", "),
+      ),
       chunksOf: sqlite
         .prepare(
           "SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE series_id = ? AND field_id = ? AND max_time >= ? AND min_time <= ? ORDER BY min_time, id",
@@ -1493,6 +1497,9 @@ export class Store {
       let stored = 0;
       let conflicts = 0;
       const retyped: FieldEntry[] = [];
+      // Rows go in CHUNKS_PER_INSERT at a time (see insertChunkRows), and all before a retype,
+      // which rewrites the field's chunks.
+      const rows = new ChunkRows((values, count) => this.insertChunkRows(values, count));
       for (const r of records) {
         const ids = r.nodes.map((n) => this.nodeIdOf(n));
         // A chunk of one origin with nothing of it buried is stored as it came, only its
@@ -1540,16 +1547,18 @@ export class Store {
             conflicts++;
             continue;
           }
+          rows.flush();
           retyped.push(this.retype(known, r.type, v));
           known = m.fields.get(r.field)!;
         }
         const field = known ?? this.catalog.createField(m, r.field, r.type, version());
         const series = db.series.get(r.seriesKey) ?? this.catalog.createSeries(db, m, r.seriesKey);
-        this.insertChunk(series.id, field.id, asReceived ? { ...r.chunk, originId: single, origins: null } : encodeChunk(values(), r.type));
+        rows.add(chunkColumns(series.id, field.id, asReceived ? { ...r.chunk, originId: single, origins: null } : encodeChunk(values(), r.type)));
         // Backfilled data usually overlaps what is here already.
         this.compactor.mark(series.id, field.id);
         stored += asReceived ? r.chunk.count : values().times.length;
       }
+      rows.flush();
       if (done !== undefined) {
         this.clock.observe(done.hlc);
         this.stmts.setCursor.run([this.nodeIdOf(twin.nodeId), twin.incarnation, done.lsn, done.hlc]);
@@ -2032,6 +2041,16 @@ export class Store {
     this.chunkCount++;
   }
 
+  /** Inserts `count` rows given as their columns one after the other (CHUNKS_PER_INSERT in one statement). */
+  private insertChunkRows(values: ReturnType<typeof chunkColumns>, count: number): void {
+    if (count === CHUNKS_PER_INSERT) {
+      this.stmts.insertChunks.run(values);
+      this.chunkCount += count;
+      return;
+    }
+    for (let i = 0; i < count; i++) this.insertColumns(values.slice(i * CHUNK_COLUMNS, (i + 1) * CHUNK_COLUMNS));
+  }
+
   /** The newest frame sequence whose values are all in chunks once `flushed` are written. */
   private checkpointAfter(flushed: readonly HotBuffer[]): number {
     const skip = new Set(flushed);
@@ -2245,6 +2264,35 @@ function insertable(row: ChunkRow, continued = false): Insertable {
 /** A chunk row's columns after its id, in table order. */
 function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns, continued = false): Array<number | bigint | Uint8Array | null> {
   return [seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc, continued ? 1 : null];
+}
+
+/** Values chunkColumns gives for one row. */
+const CHUNK_COLUMNS = 12;
+/**
+ * Chunk rows stored by one INSERT where many come at once (a twin's backfill): a statement per
+ * row cost about a third more per row in a probe of 60,000 small chunks.
+ */
+const CHUNKS_PER_INSERT = 16;
+
+/** Collects chunk rows and hands them on CHUNKS_PER_INSERT at a time, and the rest on flush(). */
+class ChunkRows {
+  private values: Array<number | bigint | Uint8Array | null> = [];
+  private count = 0;
+
+  constructor(private readonly insert: (values: Array<number | bigint | Uint8Array | null>, count: number) => void) {}
+
+  add(columns: Array<number | bigint | Uint8Array | null>): void {
+    for (const v of columns) this.values.push(v);
+    if (++this.count === CHUNKS_PER_INSERT) this.flush();
+  }
+
+  flush(): void {
+    if (this.count === 0) return;
+    const [values, count] = [this.values, this.count];
+    this.values = [];
+    this.count = 0;
+    this.insert(values, count);
+  }
 }
 
 /**
