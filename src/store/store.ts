@@ -1499,7 +1499,7 @@ export class Store {
       const retyped: FieldEntry[] = [];
       // Rows go in CHUNKS_PER_INSERT at a time (see insertChunkRows), and all before a retype,
       // which rewrites the field's chunks.
-      const rows = new ChunkRows((values, count) => this.insertChunkRows(values, count));
+      const rows = this.chunkRows();
       for (const r of records) {
         const ids = r.nodes.map((n) => this.nodeIdOf(n));
         // A chunk of one origin with nothing of it buried is stored as it came, only its
@@ -1961,7 +1961,7 @@ export class Store {
   private insertRows(rows: readonly ChunkRow[]): void {
     const sorted = [...rows].sort((a, b) => a.fieldId - b.fieldId || a.seriesId - b.seriesId || (a.c.minTime < b.c.minTime ? -1 : 1));
     // Grouped inserts keep the order, so each row gets the id and place fillLeaves counted on.
-    const grouped = new ChunkRows((values, count) => this.insertChunkRows(values, count));
+    const grouped = this.chunkRows();
     this.fit.fillLeaves(
       sorted.map((r) => insertable(r)),
       (r) => r.bytes,
@@ -2039,13 +2039,18 @@ export class Store {
     this.insertColumns(chunkColumns(seriesId, fieldId, c));
   }
 
-  private insertColumns(columns: ReturnType<typeof chunkColumns>): void {
+  private insertColumns(columns: ChunkValues): void {
     this.stmts.insertChunk.run(columns);
     this.chunkCount++;
   }
 
+  /** Rows to insert CHUNKS_PER_INSERT at a time; flush() inserts the rest. */
+  private chunkRows(): ChunkRows {
+    return new ChunkRows((values, count) => this.insertChunkRows(values, count));
+  }
+
   /** Inserts `count` rows given as their columns one after the other (CHUNKS_PER_INSERT in one statement). */
-  private insertChunkRows(values: ReturnType<typeof chunkColumns>, count: number): void {
+  private insertChunkRows(values: ChunkValues, count: number): void {
     if (count === CHUNKS_PER_INSERT) {
       this.stmts.insertChunks.run(values);
       this.chunkCount += count;
@@ -2265,7 +2270,10 @@ function insertable(row: ChunkRow, continued = false): Insertable {
 }
 
 /** A chunk row's columns after its id, in table order. */
-function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns, continued = false): Array<number | bigint | Uint8Array | null> {
+/** A chunk row's column values, in the order of the insert statements; several rows one after another. */
+type ChunkValues = Array<number | bigint | Uint8Array | null>;
+
+function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns, continued = false): ChunkValues {
   return [seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc, continued ? 1 : null];
 }
 
@@ -2280,12 +2288,12 @@ const CHUNKS_PER_INSERT = 16;
 
 /** Collects chunk rows and hands them on CHUNKS_PER_INSERT at a time, and the rest on flush(). */
 class ChunkRows {
-  private values: Array<number | bigint | Uint8Array | null> = [];
+  private values: ChunkValues = [];
   private count = 0;
 
-  constructor(private readonly insert: (values: Array<number | bigint | Uint8Array | null>, count: number) => void) {}
+  constructor(private readonly insert: (values: ChunkValues, count: number) => void) {}
 
-  add(columns: Array<number | bigint | Uint8Array | null>): void {
+  add(columns: ChunkValues): void {
     for (const v of columns) this.values.push(v);
     if (++this.count === CHUNKS_PER_INSERT) this.flush();
   }
