@@ -338,7 +338,6 @@ function encodeDictionary(clocks: Float64Array): Uint8Array {
   return out;
 }
 
-/** Decodes a version column in any of its forms, old ones included. */
 /**
  * Where a version column's values are, by its form: `values` holds an entry per value
  * (clocks as runs, clocks as a time column, or indexes into `dict`, the distinct clocks).
@@ -357,6 +356,7 @@ function versionParts(buf: Uint8Array): VersionParts {
   return { form: "dict", values: buf.subarray(5 + dictLength), dict: buf.subarray(5, 5 + dictLength) };
 }
 
+/** Decodes a version column in any of its forms, old ones included. */
 export function decodeVersions(buf: Uint8Array): BigInt64Array {
   const parts = versionParts(buf);
   if (parts.form !== "dict") return parts.form === "runs" ? fromNumbers(decodeClocks(parts.values)) : decodeTimes(parts.values);

@@ -395,13 +395,8 @@ export class Store {
       trimOwnFramesUpTo: sqlite.prepare("DELETE FROM frames WHERE seq <= ? AND origin_id = ? AND lsn <= ?"),
       ownFrameBytes: sqlite.prepare("SELECT SUM(length(bytes)) FROM frames WHERE origin_id = ?").raw(),
       ownFrameSizes: sqlite.prepare("SELECT lsn, length(bytes) FROM frames WHERE origin_id = ? AND seq <= ? ORDER BY lsn").raw(),
-      insertChunk: sqlite.prepare(
-        "INSERT INTO chunks (series_id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins, max_hlc, continued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      ),
-      insertChunks: sqlite.prepare(
-        "INSERT INTO chunks (series_id, field_id, min_time, max_time, count, times, vals, hlcs, origin_id, origins, max_hlc, continued) VALUES " +
-          Array<string>(CHUNKS_PER_INSERT).fill("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", "),
-      ),
+      insertChunk: sqlite.prepare(insertChunksSql(1)),
+      insertChunks: sqlite.prepare(insertChunksSql(CHUNKS_PER_INSERT)),
       chunksOf: sqlite
         .prepare(
           "SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE series_id = ? AND field_id = ? AND max_time >= ? AND min_time <= ? ORDER BY min_time, id",
@@ -2056,7 +2051,8 @@ export class Store {
       this.chunkCount += count;
       return;
     }
-    for (let i = 0; i < count; i++) this.insertColumns(values.slice(i * CHUNK_COLUMNS, (i + 1) * CHUNK_COLUMNS));
+    const width = CHUNK_COLUMNS.length;
+    for (let i = 0; i < count; i++) this.insertColumns(values.slice(i * width, (i + 1) * width));
   }
 
   /** The newest frame sequence whose values are all in chunks once `flushed` are written. */
@@ -2269,16 +2265,22 @@ function insertable(row: ChunkRow, continued = false): Insertable {
   return { row, columns, bytes: recordBytes([null, ...columns]) };
 }
 
-/** A chunk row's columns after its id, in table order. */
-/** A chunk row's column values, in the order of the insert statements; several rows one after another. */
+/** Chunk rows' column values (see chunkColumns), one row's after another's. */
 type ChunkValues = Array<number | bigint | Uint8Array | null>;
 
+/** The columns chunkColumns gives, in its order: every chunk column but the id. */
+const CHUNK_COLUMNS = ["series_id", "field_id", "min_time", "max_time", "count", "times", "vals", "hlcs", "origin_id", "origins", "max_hlc", "continued"];
+
+/** A chunk row's columns after its id, in table order. */
 function chunkColumns(seriesId: number, fieldId: number, c: ChunkColumns, continued = false): ChunkValues {
   return [seriesId, fieldId, c.minTime, c.maxTime, c.count, c.times, c.vals, c.hlcs, c.originId, c.origins, c.maxHlc, continued ? 1 : null];
 }
 
-/** Values chunkColumns gives for one row. */
-const CHUNK_COLUMNS = 12;
+/** The INSERT of `rows` chunk rows, each given as chunkColumns gives them. */
+function insertChunksSql(rows: number): string {
+  const row = `(${CHUNK_COLUMNS.map(() => "?").join(", ")})`;
+  return `INSERT INTO chunks (${CHUNK_COLUMNS.join(", ")}) VALUES ${Array<string>(rows).fill(row).join(", ")}`;
+}
 /**
  * Chunk rows stored by one INSERT where many come at once (a flush, a compaction step, a
  * twin's backfill): a statement per row cost about a third more per row in a probe of 60,000
