@@ -271,6 +271,13 @@ describe("encodeFloats/decodeFloats", () => {
     );
   });
 
+  test("a run of zeros, which the decimal form also takes, is stored in the split form when that is smaller", () => {
+    const column = new Float64Array(17);
+    const buf = roundTrip(column);
+    expect(encodeSplitForTest(column).length).toBeLessThan(7);
+    expect(buf).toEqual(encodeSplitForTest(column));
+  });
+
   test("a full-precision column is never stored larger than its XOR or split form", () => {
     // Runs of repeats of doubles with random mantissas: XOR wins on long runs, split on short.
     const run = fc.tuple(fc.integer({ min: 1, max: 40 }), fc.double({ min: -1e6, max: 1e6, noNaN: true }));

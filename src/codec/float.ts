@@ -45,7 +45,9 @@ export function encodeFloats(values: Float64Array): Uint8Array {
       const xor = encodeGorilla(words, n);
       best = decimal.length < xor.length ? decimal : xor;
     }
-    if (best !== decimal) {
+    // The split form beats a decimal one only on columns of few mantissa bits (a constant, a
+    // few integers): a lower bound of its size rules it out, mostly at the first value.
+    if (best !== decimal || !splitExceeds(words, n, decimal.length * 8)) {
       const split = encodeSplit(words, n);
       if (split.length < best.length) best = split;
     }
@@ -242,6 +244,26 @@ const MAX_CODE_BITS = 15;
  * [0, 100) have about ten exponents, a third of the values on each of the top two and half as
  * many on each further one down, so a code averages about 2 bits where a fixed index takes 4.
  */
+/**
+ * Whether encodeSplit's bits after its header would surely be more than `limit`: a lower bound
+ * (one sign and exponent, no index bits, the mantissa bits kept so far) counted value by value,
+ * stopping as soon as it passes.
+ */
+function splitExceeds(words: Uint32Array, n: number, limit: number): boolean {
+  const fixed = 11 + TOP_BITS + 6;
+  let shared = 52;
+  for (let i = 0; i < n; i++) {
+    const hm = words[2 * i + HI]! & 0xfffff;
+    const lo = words[2 * i + LO]!;
+    const tz = lo !== 0 ? ctz(lo) : hm !== 0 ? 32 + ctz(hm) : 52;
+    if (tz < shared) {
+      shared = tz;
+      if (fixed + n * (52 - shared) > limit) return true;
+    }
+  }
+  return n > 0 && fixed > limit;
+}
+
 function encodeSplit(words: Uint32Array, n: number): Uint8Array {
   const tops: number[] = [];
   const uses: number[] = [];
