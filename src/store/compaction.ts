@@ -75,8 +75,9 @@ function units(metas: readonly ChunkMeta[]): Unit[] {
 }
 
 export class Compactor {
-  /** Series/field pairs that may need compaction, as "seriesId:fieldId". */
-  private readonly pending = new Set<string>();
+  /** Series/field pairs that may need compaction: field ids by series id. */
+  private readonly pending = new Map<number, Set<number>>();
+  private pairs = 0;
   private readonly listChunks;
   private readonly readChunk;
   private readonly deleteChunk;
@@ -108,38 +109,44 @@ export class Compactor {
 
   /** Notes that a series/field got a chunk that may overlap or be small. */
   mark(seriesId: number, fieldId: number): void {
-    this.pending.add(`${seriesId}:${fieldId}`);
+    let fields = this.pending.get(seriesId);
+    if (fields === undefined) this.pending.set(seriesId, (fields = new Set()));
+    if (fields.has(fieldId)) return;
+    fields.add(fieldId);
+    this.pairs++;
   }
 
   /** Forgets pairs of series that are gone (their chunks were deleted). */
   forgetSeries(seriesId: number): void {
-    for (const key of this.pending) if (key.startsWith(`${seriesId}:`)) this.pending.delete(key);
+    this.pairs -= this.pending.get(seriesId)?.size ?? 0;
+    this.pending.delete(seriesId);
   }
 
   hasWork(): boolean {
-    return this.pending.size > 0;
+    return this.pairs > 0;
   }
 
   /** Series and fields waiting to be compacted. */
   pendingCount(): number {
-    return this.pending.size;
+    return this.pairs;
   }
 
   /**
    * Compacts pending pairs until `budgetMs` has passed (at least one pair). Must run inside a
    * transaction; returns the pairs done, which the caller forgets only after its commit.
    */
-  step(budgetMs: number): string[] {
+  step(budgetMs: number): Array<[number, number]> {
     const started = performance.now();
-    const done: string[] = [];
+    const done: Array<[number, number]> = [];
     const rows: ChunkRow[] = [];
-    for (const key of this.pending) {
-      const colon = key.indexOf(":");
-      this.compactPair(Number(key.slice(0, colon)), Number(key.slice(colon + 1)), rows);
-      done.push(key);
-      // A step without a budget (compactAll) may touch every pair: insert as it goes.
-      if (rows.length >= INSERT_BATCH) this.insert(rows.splice(0));
-      if (performance.now() - started >= budgetMs) break;
+    pairs: for (const [seriesId, fields] of this.pending) {
+      for (const fieldId of fields) {
+        this.compactPair(seriesId, fieldId, rows);
+        done.push([seriesId, fieldId]);
+        // A step without a budget (compactAll) may touch every pair: insert as it goes.
+        if (rows.length >= INSERT_BATCH) this.insert(rows.splice(0));
+        if (performance.now() - started >= budgetMs) break pairs;
+      }
     }
     this.insert(rows);
     return done;
@@ -151,8 +158,13 @@ export class Compactor {
   }
 
   /** Removes pairs from the pending set (after the transaction that compacted them committed). */
-  settle(done: readonly string[]): void {
-    for (const key of done) this.pending.delete(key);
+  settle(done: ReadonlyArray<readonly [number, number]>): void {
+    for (const [seriesId, fieldId] of done) {
+      const fields = this.pending.get(seriesId);
+      if (fields === undefined || !fields.delete(fieldId)) continue;
+      this.pairs--;
+      if (fields.size === 0) this.pending.delete(seriesId);
+    }
   }
 
   private compactPair(seriesId: number, fieldId: number, rows: ChunkRow[]): void {

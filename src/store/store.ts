@@ -830,7 +830,7 @@ export class Store {
   compactStep(budgetMs: number): void {
     if (this.closed) return;
     const started = performance.now();
-    let done: string[];
+    let done: Array<[number, number]>;
     this.stmts.begin.run();
     try {
       done = this.compactor.step(budgetMs);
