@@ -42,6 +42,17 @@ describe("packed batches", () => {
     expect(Array.from(copy.batch.fieldValue)).toEqual([1, 2, 3, 4]);
   });
 
+  test("a batch of floats moves no integer array, and one of integers no float array", () => {
+    const floats = packBatch(parseLines("m a=1,b=2 1\nm a=3,b=4 2", { precision: "ns", defaultTime: NOW })).packed;
+    expect(floats.numbers.length).toBe(4);
+    expect(floats.integers.length).toBe(0);
+    const ints = packBatch(parseLines("m a=1i,b=2u 1\nm a=3i 2", { precision: "ns", defaultTime: NOW })).packed;
+    expect(ints.numbers.length).toBe(0);
+    expect(Array.from(ints.integers)).toEqual([1n, 2n, 3n]);
+    const { copy } = roundTrip("m a=1i,b=2u 1\nm a=3i 2");
+    expect(Array.from(copy.batch.fieldValue)).toEqual([1n, 2n, 3n]);
+  });
+
   test("an empty body packs to an empty batch", () => {
     const { copy } = roundTrip("");
     expect(copy.batch.length).toBe(0);
