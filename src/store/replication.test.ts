@@ -12,7 +12,7 @@ import { parseLines } from "../lineprotocol/parse.ts";
 import { WorkerPool } from "../ingest/workers.ts";
 import { silentLogger } from "../log.ts";
 import { decodeFrame, encodeFrame } from "../wal/frame.ts";
-import { Store, type BackfillRecord } from "./store.ts";
+import { CHUNKS_NEWER_THAN_SQL, Store, type BackfillRecord } from "./store.ts";
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -250,6 +250,22 @@ describe("applying a twin's frames", () => {
     expect(exported(b)).toBe(exported(a));
     expect(exported(b)).toContain("m,h=0 v=-3 1001\n");
     expect(exported(b)).toContain("m,h=1 v=-2 5000\n");
+  });
+
+  test("a whole-store backfill finds newer chunks through the version index, without reading every chunk", async () => {
+    const clock = { ms: 1_000 };
+    const a = node("a", clock);
+    await write(a, Array.from({ length: 50 }, (_, i) => `m,h=${i} v=${i} 1`).join("\n"));
+    a.flushAll();
+    const since = a.currentHlc();
+    clock.ms = 2_000;
+    await write(a, "m,h=7 v=70 2\nm,h=8 v=80 2");
+    a.flushAll();
+    const sqlite = (a as unknown as { sqlite: { prepare(sql: string): { raw(): { all(p: unknown[]): unknown[][] } } } }).sqlite;
+    const plan = sqlite.prepare(`EXPLAIN QUERY PLAN ${CHUNKS_NEWER_THAN_SQL}`).raw().all([since]).map((row) => String(row.at(-1)));
+    expect(plan.filter((step) => step.includes("chunks"))).toEqual([expect.stringContaining("USING INDEX chunks_by_hlc"), expect.stringContaining("USING INDEX chunks_by_hlc")]);
+    const records = [...a.backfillRecords({ sinceHlc: since, origin: "a" })];
+    expect(records.map((r) => r.seriesKey).sort()).toEqual(["m,h=7", "m,h=8"]);
   });
 
   test("a backfill of chunks holding both nodes' values sends only the values of the origin asked for, of every type", async () => {

@@ -408,7 +408,7 @@ export class Store {
       insertSchemaFrame: sqlite.prepare("INSERT OR IGNORE INTO own_schema_frames (lsn) VALUES (?)"),
       schemaFrameAfter: sqlite.prepare("SELECT 1 FROM own_schema_frames WHERE lsn > ? LIMIT 1").raw(),
       trimSchemaFrames: sqlite.prepare("DELETE FROM own_schema_frames WHERE lsn < (SELECT COALESCE(MIN(lsn), ?) FROM frames WHERE origin_id = ?)"),
-      chunksNewerThan: sqlite.prepare("SELECT id, series_id, field_id FROM chunks WHERE max_hlc > ? OR max_hlc IS NULL ORDER BY id").raw(),
+      chunksNewerThan: sqlite.prepare(CHUNKS_NEWER_THAN_SQL).raw(),
       chunkRowById: sqlite
         .prepare("SELECT times, vals, hlcs, origin_id, origins, min_time, max_time, count, max_hlc FROM chunks WHERE id = ?")
         .safeIntegers(true)
@@ -1362,7 +1362,8 @@ export class Store {
         if (record !== null) yield record;
       }
     }
-    const listed = this.stmts.chunksNewerThan.all([since]) as Array<[number, number, number]>;
+    // In id order, the order they were written, which reads the table front to back.
+    const listed = (this.stmts.chunksNewerThan.all([since]) as Array<[number, number, number]>).sort((x, y) => x[0] - y[0]);
     const seriesById = new Map<number, SeriesEntry>();
     for (const db of this.catalog.dbs.values()) for (const series of db.series.values()) seriesById.set(series.id, series);
     const reread = new Map<string, [SeriesEntry, FieldEntry]>();
@@ -2250,6 +2251,15 @@ function oldestVersion(run: Run, nodeName: (id: number) => string): FieldVersion
   }
   return { hlc: Number(hlc), by };
 }
+
+/**
+ * The chunks a whole-store backfill lists: those that may hold versions newer than a bound,
+ * and those written before chunks kept their newest version (max_hlc NULL). Two ranges of
+ * chunks_by_hlc: asked with an OR of the two, or in id order, SQLite read every row of the
+ * table instead, a whole store's chunks for a twin a few minutes behind.
+ */
+export const CHUNKS_NEWER_THAN_SQL =
+  "SELECT id, series_id, field_id FROM chunks WHERE max_hlc > ? UNION ALL SELECT id, series_id, field_id FROM chunks WHERE max_hlc IS NULL";
 
 /** A chunk row with its columns in table order and its record's size. */
 interface Insertable {
