@@ -109,6 +109,32 @@ describe("compaction", () => {
     await again.close();
   });
 
+  test("after a restart, looks only at pairs written since it last caught up, or at every pair if the chunk size changed", async () => {
+    const { store, dir } = open();
+    await write(store, Array.from({ length: 200 }, (_, i) => `m,s=${i % 5} v=${i} ${i}`).join("\n"));
+    await write(store, "m,s=0 v=1 1000\nm,s=0 v=2 1001\nm,s=0 v=3 1002");
+    store.flushAll();
+    store.compactAll();
+    // Four full chunks a series, and s=0's three late points in a small one nothing can fill.
+    expect(store.stats().chunks).toBe(21);
+    await write(store, "m,s=1 v=1 2000\nm,s=1 v=2 2001");
+    store.flushAll();
+    const expected = all(store);
+    await store.close();
+
+    const again = open(dir).store;
+    expect(again.stats().compactionPending).toBe(1);
+    expect(all(again)).toBe(expected);
+    await again.close();
+    // At a chunk size of a hundred every series' chunks are small.
+    const larger = open(dir, 100).store;
+    expect(larger.stats().compactionPending).toBe(5);
+    larger.compactAll();
+    expect(larger.stats().chunks).toBe(5);
+    expect(all(larger)).toBe(expected);
+    await larger.close();
+  });
+
   test("leaves rows cut to fit pages as they are, before and after a restart, and merges early flushes into them", async () => {
     const { store, dir } = open(undefined, 1000);
     // Full-precision floats: 909 of them make a 6.7 KB row, which a flush cuts in several.

@@ -74,6 +74,9 @@ function units(metas: readonly ChunkMeta[]): Unit[] {
   return out;
 }
 
+/** Meta key of "last chunk id:chunk size" as of the last time nothing was left to compact. */
+const MARK_KEY = "compacted_through";
+
 export class Compactor {
   /** Series/field pairs that may need compaction: field ids by series id. */
   private readonly pending = new Map<number, Set<number>>();
@@ -81,6 +84,9 @@ export class Compactor {
   private readonly listChunks;
   private readonly readChunk;
   private readonly deleteChunk;
+  private readonly getMark;
+  private readonly setMark;
+  private readonly lastChunkId;
   /** Chunks rewritten and written since start (for stats). */
   rewritten = 0;
   written = 0;
@@ -96,15 +102,36 @@ export class Compactor {
       .raw();
     this.readChunk = db.prepare("SELECT times, vals, hlcs, origin_id, origins FROM chunks WHERE id = ?").raw();
     this.deleteChunk = db.prepare("DELETE FROM chunks WHERE id = ?");
+    this.getMark = db.prepare(`SELECT value FROM meta WHERE key = '${MARK_KEY}'`).raw();
+    this.setMark = db.prepare(`INSERT INTO meta (key, value) VALUES ('${MARK_KEY}', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`);
+    this.lastChunkId = db.prepare("SELECT MAX(id) FROM chunks").raw();
   }
 
-  /** Finds pairs left with small chunks by an earlier run (at open). */
+  /** Notes that every chunk there is now was looked at, for the chunk size in use (see loadCandidates). */
+  private saveMark(): void {
+    const [last] = this.lastChunkId.get() as [number | null];
+    this.setMark.run([`${last ?? 0}:${this.host.chunkPoints}`]);
+  }
+
+  /**
+   * Finds pairs an earlier run left to compact (at open). Where compaction last caught up with
+   * every chunk, at this chunk size, only the pairs of chunks written after that are looked at,
+   * found by id; else every pair, which reads the whole table (a second or more for a few
+   * hundred megabytes). A chunk given an id at or below the mark (ids are reused only once
+   * every chunk above was deleted) waits until its pair is written again.
+   */
   loadCandidates(): void {
-    const rows = this.host.sqlite
-      .prepare("SELECT series_id, field_id FROM chunks GROUP BY series_id, field_id HAVING COUNT(*) > 1 AND MIN(count) < ?")
-      .raw()
-      .all([this.host.chunkPoints]) as Array<[number, number]>;
+    const mark = /^(\d+):(\d+)$/.exec(String((this.getMark.get() as [string] | undefined)?.[0] ?? ""));
+    const rows = (
+      mark !== null && Number(mark[2]) === this.host.chunkPoints
+        ? this.host.sqlite.prepare("SELECT DISTINCT series_id, field_id FROM chunks WHERE id > ?").raw().all([Number(mark[1])])
+        : this.host.sqlite
+            .prepare("SELECT series_id, field_id FROM chunks GROUP BY series_id, field_id HAVING COUNT(*) > 1 AND MIN(count) < ?")
+            .raw()
+            .all([this.host.chunkPoints])
+    ) as Array<[number, number]>;
     for (const [s, f] of rows) this.mark(s, f);
+    if (this.pairs === 0) this.saveMark();
   }
 
   /** Notes that a series/field got a chunk that may overlap or be small. */
@@ -149,6 +176,8 @@ export class Compactor {
       }
     }
     this.insert(rows);
+    // In the step's transaction: the mark moves with the chunks it vouches for.
+    if (done.length === this.pairs) this.saveMark();
     return done;
   }
 
