@@ -236,14 +236,13 @@ const HI_MANTISSA = 20;
 /** Longest prefix code for a top; columns whose code would need more keep fixed widths. */
 const MAX_CODE_BITS = 15;
 
-/**
- * Layout after the header: distinct tops d - 1 (11 bits), the d tops (12 bits each), in the
- * coded form each top's code length (4 bits), the number of mantissa bits kept m (6 bits,
- * 0..52), then per value its top's index (ceil(log2 d) bits) or code, and the mantissa's
- * upper m bits. Codes are canonical Huffman codes (RFC 1951 §3.2.2): uniform doubles in
- * [0, 100) have about ten exponents, a third of the values on each of the top two and half as
- * many on each further one down, so a code averages about 2 bits where a fixed index takes 4.
- */
+/** The trailing zero bits of value i's 52-bit mantissa (52 when it is all zeros). */
+function mantissaZeros(words: Uint32Array, i: number): number {
+  const hm = words[2 * i + HI]! & 0xfffff;
+  const lo = words[2 * i + LO]!;
+  return lo !== 0 ? ctz(lo) : hm !== 0 ? 32 + ctz(hm) : 52;
+}
+
 /**
  * Whether encodeSplit's bits after its header would surely be more than `limit`: a lower bound
  * (one sign and exponent, no index bits, the mantissa bits kept so far) counted value by value,
@@ -253,9 +252,7 @@ function splitExceeds(words: Uint32Array, n: number, limit: number): boolean {
   const fixed = 11 + TOP_BITS + 6;
   let shared = 52;
   for (let i = 0; i < n; i++) {
-    const hm = words[2 * i + HI]! & 0xfffff;
-    const lo = words[2 * i + LO]!;
-    const tz = lo !== 0 ? ctz(lo) : hm !== 0 ? 32 + ctz(hm) : 52;
+    const tz = mantissaZeros(words, i);
     if (tz < shared) {
       shared = tz;
       if (fixed + n * (52 - shared) > limit) return true;
@@ -264,6 +261,14 @@ function splitExceeds(words: Uint32Array, n: number, limit: number): boolean {
   return n > 0 && fixed > limit;
 }
 
+/**
+ * Layout after the header: distinct tops d - 1 (11 bits), the d tops (12 bits each), in the
+ * coded form each top's code length (4 bits), the number of mantissa bits kept m (6 bits,
+ * 0..52), then per value its top's index (ceil(log2 d) bits) or code, and the mantissa's
+ * upper m bits. Codes are canonical Huffman codes (RFC 1951 §3.2.2): uniform doubles in
+ * [0, 100) have about ten exponents, a third of the values on each of the top two and half as
+ * many on each further one down, so a code averages about 2 bits where a fixed index takes 4.
+ */
 function encodeSplit(words: Uint32Array, n: number): Uint8Array {
   const tops: number[] = [];
   const uses: number[] = [];
@@ -272,9 +277,7 @@ function encodeSplit(words: Uint32Array, n: number): Uint8Array {
   const index = new Uint16Array(n);
   let shared = 52; // trailing zero bits every mantissa has
   for (let i = 0; i < n; i++) {
-    const hi = words[2 * i + HI]!;
-    const lo = words[2 * i + LO]!;
-    const top = hi >>> HI_MANTISSA;
+    const top = words[2 * i + HI]! >>> HI_MANTISSA;
     let k = slot[top]!;
     if (k < 0) {
       k = tops.length;
@@ -284,8 +287,7 @@ function encodeSplit(words: Uint32Array, n: number): Uint8Array {
     }
     uses[k]!++;
     index[i] = k;
-    const hm = hi & 0xfffff;
-    const tz = lo !== 0 ? ctz(lo) : hm !== 0 ? 32 + ctz(hm) : 52;
+    const tz = mantissaZeros(words, i);
     if (tz < shared) shared = tz;
   }
   const keep = 52 - shared;
