@@ -1,6 +1,7 @@
 /** The command line as a user meets it: exit codes and one-line errors. */
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { BUN, REPO, removeDir, startNode, tempDir, write } from "./support/node.ts";
 
@@ -50,5 +51,27 @@ describe("command line", () => {
     expect(e.code).toBe(0);
     expect(e.out).toBe("m v=1 1\n");
     removeDir(dataDir);
+  });
+
+  test("peer status gives up on a node that takes the connection but never answers, and exits 1", async () => {
+    // Connections are taken and their requests read, but nothing is ever written back.
+    const held: Socket[] = [];
+    const silent = createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const proc = Bun.spawn([BUN, join(REPO, "src/main.ts"), "peer", "status", "--url", `http://127.0.0.1:${port}`, "--timeout", "1s"], { stdout: "pipe", stderr: "pipe" });
+      const killer = setTimeout(() => proc.kill(), 20_000);
+      const code = await proc.exited;
+      clearTimeout(killer);
+      const err = await new Response(proc.stderr).text();
+      expect(held.length).toBe(1);
+      expect(code).toBe(1);
+      expect(err.trim().split("\n")).toHaveLength(1);
+      expect(err).toContain(`GET /peer/status on http://127.0.0.1:${port}: no answer within 1 s`);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });

@@ -220,14 +220,37 @@ const peerArgs = {
   url: { type: "string", description: "The local node (default http://127.0.0.1:8086)" },
   "auth-token": { type: "string", description: "API token of the node" },
   json: { type: "boolean", description: "Print JSON" },
+  timeout: { type: "string", description: "Longest wait for the node's answer (default 5s; verify 10m)" },
 } as const;
 
-async function peerCall(args: Record<string, unknown>, method: string, path: string): Promise<PeerStatusView> {
+/** How long `peer` commands wait for the node, unless --timeout says otherwise. */
+const PEER_CALL_TIMEOUT_MS = 5000;
+const PEER_VERIFY_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * One request to the local node's peer API. A node that takes the connection but never answers
+ * (its event loop held, its disk hung) fails the command after the timeout: `peer status`
+ * drives alerts, and a check that hangs raises none.
+ */
+async function peerCall(args: Record<string, unknown>, method: string, path: string, defaultTimeoutMs = PEER_CALL_TIMEOUT_MS): Promise<PeerStatusView> {
   const base = typeof args.url === "string" ? args.url : "http://127.0.0.1:8086";
   const token = pick(args, "auth-token", process.env);
-  const res = await fetch(new URL(path, base), { method, headers: token ? { Authorization: `Token ${token}` } : {} });
-  const text = await res.text();
-  if (!res.ok) throw new TsdbError("unavailable", `${method} ${path} on ${base} failed: HTTP ${res.status} ${text}`);
+  const timeoutMs = typeof args.timeout === "string" ? parseDuration(args.timeout, "--timeout") : defaultTimeoutMs;
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), timeoutMs);
+  let status: number;
+  let text: string;
+  try {
+    const res = await fetch(new URL(path, base), { method, headers: token ? { Authorization: `Token ${token}` } : {}, signal: ctl.signal });
+    status = res.status;
+    text = await res.text();
+  } catch (e) {
+    if (!ctl.signal.aborted) throw e;
+    throw new TsdbError("unavailable", `${method} ${path} on ${base}: no answer within ${timeoutMs / 1000} s (--timeout)`);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (status < 200 || status > 299) throw new TsdbError("unavailable", `${method} ${path} on ${base} failed: HTTP ${status} ${text}`);
   return JSON.parse(text) as PeerStatusView;
 }
 
@@ -260,7 +283,7 @@ const peer = defineCommand({
       },
       async run({ args }) {
         const bucketNs = BigInt(parseDuration(typeof args.bucket === "string" ? args.bucket : "1h", "--bucket")) * 1_000_000n;
-        const r = await peerCall(args, "POST", `/peer/verify?bucket_ns=${bucketNs}&repair=${args.repair === true}`);
+        const r = await peerCall(args, "POST", `/peer/verify?bucket_ns=${bucketNs}&repair=${args.repair === true}`, PEER_VERIFY_TIMEOUT_MS);
         const report = r as unknown as VerifyReport;
         process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : renderVerify(report));
         if (report.remaining.length > 0) process.exitCode = 1;
