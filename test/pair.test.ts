@@ -381,6 +381,36 @@ describe("peer verify", () => {
   );
 });
 
+describe("a twin gone silent", () => {
+  test(
+    "a node waiting on it in a verify still stops when told to",
+    async () => {
+      const pair = await startPair();
+      try {
+        await load(pair, new Map(), { requests: 2 });
+        await converged(pair);
+        // a reaches b through b's proxy: from now on nothing comes back.
+        pair.b.proxy.stall();
+        const verify = fetch(`${pair.a.node.url}/peer/verify?repair=true`, { method: "POST" }).then(
+          async (res) => `${res.status} ${await res.text()}`,
+          (e) => `no answer: ${String(e)}`,
+        );
+        // The verify is waiting on b's digest when a is told to stop.
+        await Bun.sleep(1000);
+        const stopped = await Promise.race([pair.a.node.stop(), Bun.sleep(20_000).then(() => "still running")]);
+        expect(stopped).toBe(0);
+        // Answered by the node, which gave up on the twin when told to stop.
+        expect(await verify).toBe('503 {"error":"the link stopped while the twin was answering"}');
+      } finally {
+        await pair.a.node.kill();
+        pair.b.proxy.heal();
+        await pair.close();
+      }
+    },
+    { timeout: 60_000 },
+  );
+});
+
 describe("schema changes across the pair", () => {
   test(
     "DELETE and DROP MEASUREMENT on one node apply on both, and CREATE DATABASE travels too",

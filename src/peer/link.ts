@@ -150,6 +150,12 @@ export class PeerLink {
   private paused = false;
   private stopped = true;
   private abort: AbortController | null = null;
+  /**
+   * Aborted by stop(): ends the requests made outside the pull loop (verify's digest and
+   * repair pulls), which the node's shutdown would otherwise wait for while a twin that went
+   * silent keeps them open.
+   */
+  private lifetime = new AbortController();
   private loopDone: Promise<void> = Promise.resolve();
   private wake: (() => void) | null = null;
   private twin: { nodeId: string; incarnation: string } | null = null;
@@ -180,6 +186,7 @@ export class PeerLink {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    if (this.lifetime.signal.aborted) this.lifetime = new AbortController();
     this.loopDone = this.loop();
   }
 
@@ -188,6 +195,7 @@ export class PeerLink {
     this.stopped = true;
     this.state = "STOPPED";
     this.abort?.abort();
+    this.lifetime.abort();
     this.wake?.();
     await this.loopDone;
   }
@@ -532,15 +540,32 @@ export class PeerLink {
         const res = await this.peerFetch(new URL(path, addr.url), {
           ...init,
           headers: { ...(init.headers as Record<string, string>), [PEER_SECRET_HEADER]: this.opts.secret, [PEER_NODE_HEADER]: this.opts.store.nodeId },
+          signal: this.lifetime.signal,
         });
         if (!res.ok) throw new TsdbError("bad_request", `twin at ${addr.url} answered ${path} with HTTP ${res.status}: ${await res.text()}`);
         return res;
       } catch (e) {
         if (e instanceof TsdbError) throw e;
+        this.throwIfStopped();
         last = e;
       }
     }
     throw new TsdbError("unavailable", `twin unreachable for ${path}: ${String(last)}`);
+  }
+
+  /** A twin's answer as text, read until it ends or the link stops. */
+  private async bodyText(res: Response): Promise<string> {
+    if (res.body === null) return "";
+    const decoder = new TextDecoder();
+    let text = "";
+    for await (const chunk of untilAborted(res.body, this.lifetime.signal)) text += decoder.decode(chunk, { stream: true });
+    this.throwIfStopped();
+    return text + decoder.decode();
+  }
+
+  /** A failed or ended request to the twin that stop() caused says so, not that the twin failed or finished. */
+  private throwIfStopped(): void {
+    if (this.lifetime.signal.aborted) throw new TsdbError("unavailable", "the link stopped while the twin was answering");
   }
 
   /**
@@ -551,7 +576,7 @@ export class PeerLink {
   async verify(opts: { bucketNs: bigint; repair: boolean }): Promise<VerifyReport> {
     const compare = async (): Promise<BucketDifference[]> => {
       const mine = digestReport(this.opts.store, opts.bucketNs);
-      const theirs = (await (await this.twinRequest(`/peer/v1/digest?bucket_ns=${opts.bucketNs}`)).json()) as DigestReport;
+      const theirs = JSON.parse(await this.bodyText(await this.twinRequest(`/peer/v1/digest?bucket_ns=${opts.bucketNs}`))) as DigestReport;
       return diffDigests(mine, theirs, opts.bucketNs);
     };
     const differences = await compare();
@@ -570,10 +595,11 @@ export class PeerLink {
     for (const r of ranges) {
       const q = new URLSearchParams({ since_hlc: "0", origin: "all", db: r.db, start: r.start, end: r.end });
       const res = await this.twinRequest(`/peer/v1/backfill?${q}`);
+      if (res.body === null) continue;
       const reader = new MessageReader();
       let batch: BackfillRecord[] = [];
       let batchBytes = 0;
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of untilAborted(res.body, this.lifetime.signal)) {
         for (const m of reader.push(chunk)) {
           if (m.type === "tomb") await this.opts.store.applyTombstones([m.tomb]);
           if (m.type === "record") {
@@ -587,6 +613,7 @@ export class PeerLink {
           }
         }
       }
+      this.throwIfStopped();
     }
     this.opts.log.info("pulled ranges from the twin", { ranges: ranges.length, values: stored });
     return stored;

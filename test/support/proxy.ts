@@ -8,6 +8,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 export class Proxy {
   private readonly sockets = new Set<Socket>();
   private down = false;
+  private stalled = false;
   private corruptBytes = 0;
   private server: Server | null = null;
   port = 0;
@@ -29,8 +30,8 @@ export class Proxy {
         this.sockets.delete(client);
         this.sockets.delete(upstream);
       };
-      client.on("data", (d: Buffer) => upstream.write(d));
-      upstream.on("data", (d: Buffer) => client.write(this.maybeCorrupt(d)));
+      client.on("data", (d: Buffer) => void (this.stalled || upstream.write(d)));
+      upstream.on("data", (d: Buffer) => void (this.stalled || client.write(this.maybeCorrupt(d))));
       client.on("error", drop).on("close", drop);
       upstream.on("error", drop).on("close", drop);
     });
@@ -59,8 +60,14 @@ export class Proxy {
     this.sockets.clear();
   }
 
+  /** Keeps every connection open but passes no more bytes either way: a twin gone silent. */
+  stall(): void {
+    this.stalled = true;
+  }
+
   heal(): void {
     this.down = false;
+    this.stalled = false;
   }
 
   async close(): Promise<void> {
