@@ -44,9 +44,29 @@ const BACKOFF_MAX_MS = 10_000;
 const BACKFILL_BATCH = 2000;
 const BACKFILL_BATCH_BYTES = 4 << 20;
 
-/** The chunk bytes a backfill record holds. */
-function recordBytes(r: BackfillRecord): number {
-  return r.chunk.times.length + r.chunk.vals.length + r.chunk.hlcs.length + (r.chunk.origins?.length ?? 0);
+/** Backfill records gathered for one transaction (see BACKFILL_BATCH). */
+class BackfillBatch {
+  private records: BackfillRecord[] = [];
+  private bytes = 0;
+
+  /** Adds a record; true once the batch is full. */
+  add(r: BackfillRecord): boolean {
+    this.records.push(r);
+    this.bytes += r.chunk.times.length + r.chunk.vals.length + r.chunk.hlcs.length + (r.chunk.origins?.length ?? 0);
+    return this.records.length >= BACKFILL_BATCH || this.bytes >= BACKFILL_BATCH_BYTES;
+  }
+
+  get size(): number {
+    return this.records.length;
+  }
+
+  /** The records gathered, leaving the batch empty. */
+  take(): BackfillRecord[] {
+    const records = this.records;
+    this.records = [];
+    this.bytes = 0;
+    return records;
+  }
 }
 /** Clock offsets beyond this are flagged in status. */
 export const CLOCK_WARN_MS = 1000;
@@ -484,14 +504,11 @@ export class PeerLink {
     const { body } = await this.open(path);
     const reader = new MessageReader();
     const twin: TwinIdentity = { nodeId: h.node_id, incarnation: h.incarnation };
-    let batch: BackfillRecord[] = [];
-    let batchBytes = 0;
+    const batch = new BackfillBatch();
     // One batch is applied while the next is read; batches are applied in order.
     let applying: Promise<void> = Promise.resolve();
     const flush = async (done?: { lsn: number; hlc: number }) => {
-      const records = batch;
-      batch = [];
-      batchBytes = 0;
+      const records = batch.take();
       await applying;
       applying = this.opts.store.applyBackfill(twin, records, done).then((out) => {
         this.counters.backfill_values += out.stored;
@@ -510,9 +527,7 @@ export class PeerLink {
             await applying;
             await this.opts.store.applyTombstones([m.tomb]);
           } else if (m.type === "record") {
-            batch.push(m.record);
-            batchBytes += recordBytes(m.record);
-            if (batch.length >= BACKFILL_BATCH || batchBytes >= BACKFILL_BATCH_BYTES) await flush();
+            if (batch.add(m.record)) await flush();
           } else if (m.type === "done") {
             await flush(m.done);
             await applying;
@@ -597,20 +612,12 @@ export class PeerLink {
       const res = await this.twinRequest(`/peer/v1/backfill?${q}`);
       if (res.body === null) continue;
       const reader = new MessageReader();
-      let batch: BackfillRecord[] = [];
-      let batchBytes = 0;
+      const batch = new BackfillBatch();
       for await (const chunk of untilAborted(res.body, this.lifetime.signal)) {
         for (const m of reader.push(chunk)) {
           if (m.type === "tomb") await this.opts.store.applyTombstones([m.tomb]);
-          if (m.type === "record") {
-            batch.push(m.record);
-            batchBytes += recordBytes(m.record);
-          }
-          if (batch.length >= BACKFILL_BATCH || batchBytes >= BACKFILL_BATCH_BYTES || (m.type === "done" && batch.length > 0)) {
-            stored += (await this.opts.store.applyBackfill(twin, batch)).stored;
-            batch = [];
-            batchBytes = 0;
-          }
+          const full = m.type === "record" && batch.add(m.record);
+          if (full || (m.type === "done" && batch.size > 0)) stored += (await this.opts.store.applyBackfill(twin, batch.take())).stored;
         }
       }
       this.throwIfStopped();
