@@ -43,7 +43,7 @@
  * (--deadline-min) ends the run.
  */
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -127,6 +127,9 @@ Flags (defaults in brackets):
                          other processes < 0.25 cores and each server < 0.1 core (its
                          background flushes and compaction done) [60]
   --deadline-min N       global deadline; the run is aborted past it [40]
+  --split-cpus           run each node on its own half of the CPUs (taskset), as if
+                         each were on its own box: the single node and a on the first
+                         half, b on the second; the bench itself is not pinned [off]
   --keep                 keep the temporary data directories and logs
   --help                 this text
 
@@ -158,6 +161,8 @@ interface Config {
   catchUpBytes: string | null;
   quietWaitMs: number;
   deadlineMs: number;
+  /** Each node on its own half of the CPUs (see cpuHalves), or null for no pinning. */
+  cpuHalves: [string, string] | null;
   keep: boolean;
   repoRoot: string;
 }
@@ -201,6 +206,7 @@ function resolveConfig(argv: string[]): Config | "help" {
         "catch-up-bytes": { type: "string" },
         "quiet-wait-s": { type: "string" },
         "deadline-min": { type: "string" },
+        "split-cpus": { type: "boolean" },
         keep: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -252,9 +258,23 @@ function resolveConfig(argv: string[]): Config | "help" {
     catchUpBytes: v["catch-up-bytes"] ?? null,
     quietWaitMs: int("quiet-wait-s", v["quiet-wait-s"], 60, 0) * 1000,
     deadlineMs: int("deadline-min", v["deadline-min"], 40) * 60_000,
+    cpuHalves: v["split-cpus"] === true ? cpuHalves() : null,
     keep: v.keep ?? false,
     repoRoot: resolve(import.meta.dirname, ".."),
   };
+}
+
+/** The CPUs this process may use, split in two halves as taskset lists ("0", "1" on two cores). */
+function cpuHalves(): [string, string] {
+  const allowed = /^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
+  if (allowed === undefined) throw new BenchError("usage", "--split-cpus needs Linux (/proc/self/status lists the allowed CPUs)");
+  const cpus = allowed.split(",").flatMap((part) => {
+    const [lo, hi] = part.split("-").map(Number) as [number, number | undefined];
+    return Array.from({ length: (hi ?? lo) - lo + 1 }, (_, i) => lo + i);
+  });
+  if (cpus.length < 2) throw new BenchError("usage", `--split-cpus needs at least 2 CPUs, this process may use ${allowed}`);
+  const half = Math.floor(cpus.length / 2);
+  return [cpus.slice(0, half).join(","), cpus.slice(half).join(",")];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -271,6 +291,8 @@ class Node {
     readonly twinPort: number | null,
     private readonly cfg: Config,
     private readonly logDir: string,
+    /** The CPUs the process is pinned to (taskset -c), or null. */
+    readonly cpus: string | null = null,
   ) {}
 
   get url(): string {
@@ -294,7 +316,9 @@ class Node {
     const args = this.args(extra);
     this.starts++;
     progress(`${this.id}: starting (${this.starts === 1 ? "first start" : `restart ${this.starts - 1}`})${extra.length > 0 ? ` with ${extra.join(" ")}` : ""}`);
-    this.server = spawnServer(this.id, process.execPath, args, this.cfg.repoRoot, join(this.logDir, `${this.id}.log`), this.url);
+    // taskset execs the server: its pid is the server's.
+    const [cmd, cmdArgs] = this.cpus === null ? [process.execPath, args] : ["taskset", ["-c", this.cpus, process.execPath, ...args]];
+    this.server = spawnServer(this.id, cmd, cmdArgs, this.cfg.repoRoot, join(this.logDir, `${this.id}.log`), this.url);
     return this.server;
   }
 
@@ -312,7 +336,8 @@ class Node {
   }
 
   commandLine(extra: string[] = []): string {
-    return [process.execPath, ...this.args(extra)].join(" ").replaceAll(SECRET, "<secret>");
+    const pin = this.cpus === null ? [] : ["taskset", "-c", this.cpus];
+    return [...pin, process.execPath, ...this.args(extra)].join(" ").replaceAll(SECRET, "<secret>");
   }
 }
 
@@ -328,7 +353,7 @@ interface SingleResult {
 /** One load of --lines into a fresh unpaired node. */
 async function singleRun(cfg: Config, slabs: Slabs, tmp: string, k: number, deadline: Deadline): Promise<Record<string, unknown> & { linesPerSec: number; fieldValuesPerSec: number }> {
   const prepared = slabs.prepare(`single-${k}`, cfg.lines, deadline);
-  const node = new Node(`solo${k}`, await freePort(), join(tmp, `solo${k}`), null, cfg, tmp);
+  const node = new Node(`solo${k}`, await freePort(), join(tmp, `solo${k}`), null, cfg, tmp, cfg.cpuHalves?.[0] ?? null);
   await node.start(deadline);
   try {
     const quiet = await waitQuiet([node.pid], cfg.quietWaitMs, deadline);
@@ -362,7 +387,7 @@ async function singleNode(cfg: Config, slabs: Slabs, tmp: string, deadline: Dead
   for (let k = 1; k <= cfg.singleRuns; k++) runs.push(await singleRun(cfg, slabs, tmp, k, deadline));
   const best = runs.reduce((x, y) => (y.linesPerSec > x.linesPerSec ? y : x));
   return {
-    command: new Node("solo", 0, join(tmp, "solo<k>"), null, cfg, tmp).commandLine().replace("127.0.0.1:0", "127.0.0.1:<port>"),
+    command: new Node("solo", 0, join(tmp, "solo<k>"), null, cfg, tmp, cfg.cpuHalves?.[0] ?? null).commandLine().replace("127.0.0.1:0", "127.0.0.1:<port>"),
     linesPerSec: best.linesPerSec,
     fieldValuesPerSec: best.fieldValuesPerSec,
     chosen: `best of ${runs.length} (run ${runs.indexOf(best) + 1})`,
@@ -886,7 +911,10 @@ async function twinDownAndRestart(
       downOverUp: round(down / up, 3),
       aCpuSecondsPerMillionLines: { up: cpuPer("up"), down: cpuPer("down") },
       replicationDuringUpLoads: runs.filter((r) => r.condition === "up").map((r) => r.replicationDuringLoad ?? null),
-      note: "both nodes share this machine's cores: with the twin up, b's apply work competes with a for CPU (a separate box would not)",
+      note:
+        cfg.cpuHalves === null
+          ? "both nodes share this machine's cores: with the twin up, b's apply work competes with a for CPU (a separate box would not)"
+          : "each node has its own CPUs (--split-cpus); the bench's own load and polling are not pinned",
       runs,
     },
     catchUp,
@@ -1033,8 +1061,8 @@ async function main(): Promise<number> {
     out.singleNode = single;
 
     const [pa, pb] = [await freePort(), await freePort()];
-    const a = new Node("a", pa, join(tmp, "a"), pb, cfg, tmp);
-    const b = new Node("b", pb, join(tmp, "b"), pa, cfg, tmp);
+    const a = new Node("a", pa, join(tmp, "a"), pb, cfg, tmp, cfg.cpuHalves?.[0] ?? null);
+    const b = new Node("b", pb, join(tmp, "b"), pa, cfg, tmp, cfg.cpuHalves?.[1] ?? null);
     nodes.push(a, b);
     mkdirSync(a.dataDir, { recursive: true });
     mkdirSync(b.dataDir, { recursive: true });
