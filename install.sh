@@ -219,7 +219,7 @@ ExecStart=$BIN_DIR/$PROG serve
 WorkingDirectory=$1
 Restart=always
 RestartSec=2
-# SIGTERM makes it finish requests, flush its hot buffers and close the store.
+# SIGTERM makes it finish requests (10 s at most), flush its hot buffers and close the store.
 KillSignal=SIGTERM
 TimeoutStopSec=90
 LimitNOFILE=$NOFILE

@@ -85,7 +85,7 @@ async function serveFallback(dataDir: string): Promise<void> {
   const server = await currentRuntime().serve((req) => app.fetch(req), { hostname: "127.0.0.1", port: 0, maxRequestBodySize: 26_000_000 });
   log.info("listening", { address: `127.0.0.1:${server.port}` });
   process.once("SIGTERM", () => {
-    void server.stop().then(() => store.close()).then(() => process.exit(0));
+    void server.stop(1000).then(() => store.close()).then(() => process.exit(0));
   });
 }
 

@@ -18,9 +18,19 @@ export interface RunningNode {
   readonly port: number;
   readonly store: Store;
   readonly link: PeerLink | null;
-  /** Stops accepting requests, finishes those in flight, flushes and closes the store. */
-  stop(): Promise<void>;
+  /**
+   * Stops accepting requests, waits for those in flight (SHUTDOWN_GRACE_MS at most), flushes
+   * and closes the store. Resolves false when requests were still in flight after the grace:
+   * the runtime may not have been able to cut them, and the process should exit.
+   */
+  stop(): Promise<boolean>;
 }
+
+/**
+ * How long a stop waits for requests in flight: a client stalled mid-upload or not reading
+ * its export must not keep a node from stopping (a supervisor would kill it, store unclosed).
+ */
+export const SHUTDOWN_GRACE_MS = 10_000;
 
 /** Opens the store (replaying unflushed frames) and starts serving. */
 export async function startNode(config: ServeConfig, runtime: Runtime, log: Logger): Promise<RunningNode> {
@@ -112,7 +122,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
   ];
   const loop = new EventLoopMonitor();
   loop.start();
-  let stopping: Promise<void> | null = null;
+  let stopping: Promise<boolean> | null = null;
   return {
     port: server.port,
     store,
@@ -123,10 +133,12 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
         loop.stop();
         for (const u of unbind) u();
         closing.abort();
-        await server.stop();
+        const finished = await server.stop(SHUTDOWN_GRACE_MS);
+        if (!finished) log.warn("requests still in flight after the shutdown grace; closing without them", { grace_s: SHUTDOWN_GRACE_MS / 1000 });
         workers.close();
         await store.close();
         log.info("stopped", { node_id: config.nodeId });
+        return finished;
       })();
       return stopping;
     },

@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { BUN, REPO, exportDb, removeDir, startNode, tempDir, write, type NodeProcess, type StartOptions } from "./support/node.ts";
 import { freePort } from "./support/proxy.ts";
@@ -61,7 +62,53 @@ async function roundTrip(start: StartOptions): Promise<void> {
   expect(await again.stop()).toBe(0);
 }
 
+/**
+ * Opens a connection and sends a write whose body never comes (a gateway stalled mid-upload):
+ * the request stays in flight until the server cuts it. Returns the socket, to destroy.
+ */
+async function stalledUpload(port: number): Promise<ReturnType<typeof connect>> {
+  const socket = connect(port, "127.0.0.1");
+  socket.on("error", () => {});
+  await new Promise<void>((res) => socket.once("connect", () => res()));
+  socket.write(`POST /write?db=test HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\nstalled,host=a v=1`);
+  return socket;
+}
+
+/** A stop while a request is stuck: the node closes its store and exits 0 within the grace; nothing is lost. */
+async function stopWithRequestStuck(start: StartOptions): Promise<void> {
+  const dataDir = tempDir();
+  scratch.push(dataDir);
+  const node = await startNode({ ...start, dataDir });
+  expect((await write(node.url, BODY)).status).toBe(204);
+  const socket = await stalledUpload(node.port);
+  try {
+    // Until the request is in the handler, a stop would not find it in flight.
+    await Bun.sleep(500);
+    const began = performance.now();
+    const stopped = await Promise.race([node.stop(), Bun.sleep(30_000).then(() => "still running")]);
+    expect(stopped).toBe(0);
+    // The grace is 10 s; the store's close and the exit take well under the rest.
+    expect(performance.now() - began).toBeLessThan(20_000);
+    expect(node.stderr()).toContain("requests still in flight");
+  } finally {
+    socket.destroy();
+    if (node.proc.exitCode === null) await node.kill();
+  }
+  const again = await startNode({ ...start, dataDir });
+  expect(await exportDb(again.url)).toBe(EXPECTED);
+  expect(await again.stop()).toBe(0);
+}
+
 describe("runtimes", () => {
+  test(
+    "a request stuck in flight (a body that never comes) holds a stop for at most the grace, on Bun and on Deno",
+    async () => {
+      await stopWithRequestStuck({});
+      await stopWithRequestStuck({ command: [join(REPO, "node_modules/.bin/deno"), "run", "-A", join(REPO, "src/main.ts")], timeoutMs: 120_000 });
+    },
+    { timeout: 200_000 },
+  );
+
   test(
     "the single executable serves, exports and stops from an empty directory",
     async () => {

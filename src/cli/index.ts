@@ -161,7 +161,12 @@ const serve = defineCommand({
     await new Promise<void>((resolve) => {
       onSignal = (signal) => {
         log.info("shutting down", { signal });
-        node.stop().then(resolve, (e) => {
+        node.stop().then((finished) => {
+          // A request the runtime could not cut would keep the process alive: the store is
+          // closed, so leave now.
+          if (!finished) process.exit(process.exitCode ?? 0);
+          resolve();
+        }, (e) => {
           log.error("shutdown failed", { error: String(e) });
           resolve();
         });

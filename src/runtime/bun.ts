@@ -1,6 +1,7 @@
 /** Bun's side of the runtime adapter. */
 import { rootCertificates } from "node:tls";
 import { causeChain } from "./fetch-failure.ts";
+import { settlesWithin } from "./settle.ts";
 import type { ClientTrust, FetchFailure, FetchFn, FetchHandler, Runtime, RunningServer, ServeOptions, TlsFailure } from "./types.ts";
 
 /** BoringSSL verification results (as Node names them) that Bun puts in `error.code`. */
@@ -35,7 +36,11 @@ export const bunRuntime = {
     });
     return {
       port: server.port ?? options.port,
-      stop: () => server.stop(false),
+      stop: async (graceMs) => {
+        const finished = await settlesWithin(server.stop(false), graceMs);
+        if (!finished) await server.stop(true);
+        return finished;
+      },
     };
   },
   createFetch(trust: ClientTrust): FetchFn {

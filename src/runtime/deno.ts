@@ -1,5 +1,6 @@
 /** Deno's side of the runtime adapter. */
 import { causeChain } from "./fetch-failure.ts";
+import { settlesWithin } from "./settle.ts";
 import type { ClientTrust, FetchFailure, FetchFn, FetchHandler, Runtime, RunningServer, ServeOptions, TlsFailure } from "./types.ts";
 
 interface DenoHttpServer {
@@ -41,9 +42,9 @@ export const denoRuntime = {
     const server = denoApi().serve({ hostname: options.hostname, port: options.port, ...tls, onListen() {} }, handler);
     return {
       port: server.addr.port,
-      stop: async () => {
-        await server.shutdown();
-      },
+      // Deno cannot cut a request in flight: one still going at the end of the grace ends
+      // with the process (see the serve command).
+      stop: (graceMs) => settlesWithin(server.shutdown(), graceMs),
     };
   },
   createFetch(trust: ClientTrust): FetchFn {

@@ -26,7 +26,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
+  await Promise.all(servers.map((s) => s.stop(1000)));
   if (dir !== "") rmSync(dir, { recursive: true, force: true });
 });
 

@@ -19,8 +19,13 @@ export interface ServeOptions {
 export interface RunningServer {
   /** The port actually bound (useful with port 0). */
   readonly port: number;
-  /** Stops accepting connections and waits for requests in flight. */
-  stop(): Promise<void>;
+  /**
+   * Stops accepting connections and waits up to `graceMs` for requests in flight. Resolves
+   * true when they all finished, false when some were still going at the end of the grace:
+   * then they are cut where the runtime can cut them, and left to the process's exit where
+   * it cannot (Deno).
+   */
+  stop(graceMs: number): Promise<boolean>;
 }
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
