@@ -383,6 +383,28 @@ describe("peer verify", () => {
 
 describe("a twin gone silent", () => {
   test(
+    "a frame stream that goes quiet without closing (the twin lost power) is dropped and opened again",
+    async () => {
+      const pair = await startPair();
+      try {
+        await load(pair, new Map(), { requests: 2 });
+        await converged(pair);
+        // a's stream from b (through b's proxy) goes dead without a close or a reset.
+        pair.b.proxy.silence();
+        expect((await write(pair.b.node.url, "after,host=b v=1 10")).status).toBe(204);
+        // The heartbeats stop; after FRAME_STREAM_IDLE_MS (10 s) a reconnects and gets the write.
+        const exported = await converged(pair, "test", 30_000);
+        expect(exported).toContain("after,host=b v=1 10\n");
+        expect(pair.a.node.stderr()).toContain("the twin sent nothing for 10 s; reconnecting");
+      } finally {
+        await pair.close();
+      }
+    },
+    { timeout: 90_000 },
+  );
+
+
+  test(
     "a node waiting on it in a verify still stops when told to",
     async () => {
       const pair = await startPair();

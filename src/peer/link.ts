@@ -72,6 +72,13 @@ class BackfillBatch {
 export const CLOCK_WARN_MS = 1000;
 /** How often every twin address is probed, to tell "twin down" from "one ring down". */
 const PROBE_EVERY_MS = 5000;
+/**
+ * The frame stream carries a heartbeat every second (HEARTBEAT_MS): this long without a byte,
+ * the connection is dead even if TCP does not know it. A twin that lost power or rebooted
+ * leaves our end of the connection open, and since we only read from it, nothing would ever
+ * tell us: its writes would stop reaching us for good.
+ */
+export const FRAME_STREAM_IDLE_MS = 10_000;
 
 export interface PeerLinkOptions {
   readonly store: Store;
@@ -334,7 +341,7 @@ export class PeerLink {
       (prepared) => this.applyPrepared(prepared),
     );
     try {
-      stream: for await (const chunk of untilAborted(body, this.abort!.signal)) {
+      stream: for await (const chunk of untilAborted(body, this.abort!.signal, FRAME_STREAM_IDLE_MS)) {
         const messages = reader.push(chunk);
         let frames: WireFrame[] = [];
         for (const m of messages) {
@@ -694,16 +701,21 @@ export class PeerLink {
  * pause). Aborting the request should end its body, but on Deno a body being read from the
  * twin did not always end, and a stop then waited for it forever; cancelling the reader does
  * end it, on every runtime. Leaving the loop early cancels the body too.
+ * With `idleMs`, waiting longer than that for the next piece cancels the body and throws
+ * (time spent by the caller between pieces does not count).
  */
-async function* untilAborted(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+async function* untilAborted(body: ReadableStream<Uint8Array>, signal: AbortSignal, idleMs?: number): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
   const cancel = () => void reader.cancel().catch(() => undefined);
   if (signal.aborted) cancel();
   else signal.addEventListener("abort", cancel, { once: true });
   let done = false;
+  let idle = false;
   try {
     while (!done) {
-      const next = await reader.read();
+      const timer = idleMs === undefined ? undefined : setTimeout(() => ((idle = true), cancel()), idleMs);
+      const next = await reader.read().finally(() => clearTimeout(timer));
+      if (idle) throw new TsdbError("unavailable", `the twin sent nothing for ${idleMs! / 1000} s; reconnecting`);
       done = next.done;
       if (!next.done) yield next.value;
     }

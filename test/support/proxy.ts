@@ -9,6 +9,8 @@ export class Proxy {
   private readonly sockets = new Set<Socket>();
   private down = false;
   private stalled = false;
+  /** Connections that pass no more bytes, for good (see silence). */
+  private readonly silenced = new WeakSet<Socket>();
   private corruptBytes = 0;
   private server: Server | null = null;
   port = 0;
@@ -30,8 +32,9 @@ export class Proxy {
         this.sockets.delete(client);
         this.sockets.delete(upstream);
       };
-      client.on("data", (d: Buffer) => void (this.stalled || upstream.write(d)));
-      upstream.on("data", (d: Buffer) => void (this.stalled || client.write(this.maybeCorrupt(d))));
+      const quiet = () => this.stalled || this.silenced.has(client);
+      client.on("data", (d: Buffer) => void (quiet() || upstream.write(d)));
+      upstream.on("data", (d: Buffer) => void (quiet() || client.write(this.maybeCorrupt(d))));
       client.on("error", drop).on("close", drop);
       upstream.on("error", drop).on("close", drop);
     });
@@ -63,6 +66,15 @@ export class Proxy {
   /** Keeps every connection open but passes no more bytes either way: a twin gone silent. */
   stall(): void {
     this.stalled = true;
+  }
+
+  /**
+   * The connections open now pass no more bytes either way, for good, and are never closed;
+   * new ones work. What a twin that lost power leaves behind: our end of the connection
+   * open, with nothing to tell us it is dead.
+   */
+  silence(): void {
+    for (const s of this.sockets) this.silenced.add(s);
   }
 
   heal(): void {
