@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { write } from "./support/node.ts";
 import { converged, exportOrEmpty, peerStatus, startPair, type Pair, type PairMember } from "./support/pair.ts";
 
@@ -403,6 +404,30 @@ describe("a twin gone silent", () => {
     { timeout: 90_000 },
   );
 
+
+  test(
+    "an address that takes the connection and never answers is given up on for the twin's other address",
+    async () => {
+      // What a hung process, or a ring that lets connections in and nothing back, looks like.
+      const silent = createServer((socket) => socket.on("error", () => {}).resume());
+      await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+      const silentAddress = `127.0.0.1:${(silent.address() as { port: number }).port}`;
+      const pair = await startPair({ firstAddressA: silentAddress });
+      try {
+        expect((await write(pair.b.node.url, "ring,host=b v=1 10")).status).toBe(204);
+        // a tries the silent address first, gives up on it after 10 s and streams from the other.
+        expect(await converged(pair, "test", 40_000)).toBe("ring,host=b v=1 10\n");
+        const status = (await (await fetch(`${pair.a.node.url}/peer/status`)).json()) as { twin: { addresses: Array<{ url: string; reachable: boolean | null; lastError: string | null }> } };
+        const first = status.twin.addresses.find((x) => x.url.includes(silentAddress));
+        expect(first?.reachable).toBe(false);
+        expect(first?.lastError).toBe("no answer within 10 s");
+      } finally {
+        await pair.close();
+        silent.close();
+      }
+    },
+    { timeout: 120_000 },
+  );
 
   test(
     "a node waiting on it in a verify still stops when told to",

@@ -79,6 +79,12 @@ const PROBE_EVERY_MS = 5000;
  * tell us: its writes would stop reaching us for good.
  */
 export const FRAME_STREAM_IDLE_MS = 10_000;
+/**
+ * How long a stream's request may wait for the twin's answer to begin (its streams answer at
+ * once). An address that takes the connection and never answers (a hung process, a ring that
+ * drops packets) would otherwise hold the link there, and never let it try the other ring.
+ */
+export const OPEN_TIMEOUT_MS = 10_000;
 
 export interface PeerLinkOptions {
   readonly store: Store;
@@ -286,12 +292,15 @@ export class PeerLink {
     for (let k = 0; k < this.addresses.length; k++) {
       const i = (this.preferred + k) % this.addresses.length;
       const addr = this.addresses[i]!;
-      this.abort = new AbortController();
+      const abort = new AbortController();
+      this.abort = abort;
+      let timedOut = false;
+      const timer = setTimeout(() => ((timedOut = true), abort.abort()), OPEN_TIMEOUT_MS);
       try {
         const res = await this.peerFetch(new URL(path, addr.url), {
           headers: { [PEER_SECRET_HEADER]: this.opts.secret, [PEER_NODE_HEADER]: this.opts.store.nodeId },
-          signal: this.abort.signal,
-        });
+          signal: abort.signal,
+        }).finally(() => clearTimeout(timer));
         if (!res.ok || res.body === null) {
           const text = await res.text().catch(() => "");
           const why = (() => {
@@ -315,7 +324,7 @@ export class PeerLink {
       } catch (e) {
         if (e instanceof TsdbError) throw e;
         addr.reachable = false;
-        addr.lastError = e instanceof Error ? e.message : String(e);
+        addr.lastError = timedOut ? `no answer within ${OPEN_TIMEOUT_MS / 1000} s` : e instanceof Error ? e.message : String(e);
         errors.push(`${addr.url}: ${addr.lastError}`);
       }
     }

@@ -22,18 +22,20 @@ export interface Pair {
 
 export const SECRET = "pair-secret";
 
-export async function startPair(opts: { argsA?: string[]; argsB?: string[]; secretB?: string; idB?: string } = {}): Promise<Pair> {
+export async function startPair(
+  opts: { argsA?: string[]; argsB?: string[]; secretB?: string; idB?: string; /** An address of b's that a tries first. */ firstAddressA?: string } = {},
+): Promise<Pair> {
   const [pa, pb] = [await freePort(), await freePort()];
   const [proxyA, proxyB] = [await new Proxy(pa).start(), await new Proxy(pb).start()];
-  const member = (id: string, port: number, proxy: Proxy, twinProxy: Proxy, secret: string, extra: string[]): PairMember => ({
+  const member = (id: string, port: number, proxy: Proxy, twinProxy: Proxy, secret: string, extra: string[], first?: string): PairMember => ({
     id,
     port,
     proxy,
     dataDir: tempDir(`tsdb-pair-${id}-`),
     node: undefined as unknown as NodeProcess,
-    args: ["--listen", `127.0.0.1:${port}`, "--peer", `127.0.0.1:${twinProxy.port}`, "--peer-secret", secret, ...extra],
+    args: ["--listen", `127.0.0.1:${port}`, "--peer", [first, `127.0.0.1:${twinProxy.port}`].filter(Boolean).join(","), "--peer-secret", secret, ...extra],
   });
-  const a = member("a", pa, proxyA, proxyB, SECRET, opts.argsA ?? []);
+  const a = member("a", pa, proxyA, proxyB, SECRET, opts.argsA ?? [], opts.firstAddressA);
   const b = member(opts.idB ?? "b", pb, proxyB, proxyA, opts.secretB ?? SECRET, opts.argsB ?? []);
   const start = async (m: PairMember, more: Partial<StartOptions> = {}) => {
     m.node = await startNode({ dataDir: m.dataDir, nodeId: m.id, args: m.args, ...more });
