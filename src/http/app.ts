@@ -195,12 +195,21 @@ export function createApp(opts: AppOptions): Hono {
           controller.close();
         } else controller.enqueue(encoder.encode(first.value));
       },
-      pull(controller) {
-        const next = lines.next();
-        if (next.done) {
-          done();
-          controller.close();
-        } else controller.enqueue(encoder.encode(next.value));
+      async pull(controller) {
+        for (;;) {
+          const next = lines.next();
+          if (next.done) {
+            done();
+            controller.close();
+            return;
+          }
+          if (next.value !== "") {
+            controller.enqueue(encoder.encode(next.value));
+            return;
+          }
+          // Series with nothing in range, many in a row: the event loop gets a turn meanwhile.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
       },
       cancel() {
         done("cancelled");

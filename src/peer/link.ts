@@ -606,8 +606,11 @@ export class PeerLink {
    */
   async verify(opts: { bucketNs: bigint; repair: boolean }): Promise<VerifyReport> {
     const compare = async (): Promise<BucketDifference[]> => {
-      const mine = digestReport(this.opts.store, opts.bucketNs);
-      const theirs = JSON.parse(await this.bodyText(await this.twinRequest(`/peer/v1/digest?bucket_ns=${opts.bucketNs}`))) as DigestReport;
+      // Both boxes read all their data for this: at the same time, not one after the other.
+      const [mine, theirs] = await Promise.all([
+        digestReport(this.opts.store, opts.bucketNs),
+        this.twinRequest(`/peer/v1/digest?bucket_ns=${opts.bucketNs}`).then(async (res) => JSON.parse(await this.bodyText(res)) as DigestReport),
+      ]);
       return diffDigests(mine, theirs, opts.bucketNs);
     };
     const differences = await compare();

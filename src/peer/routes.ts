@@ -8,7 +8,8 @@ import { TsdbError } from "../errors.ts";
 import { concatBytes } from "../http/body.ts";
 import { sameSecret } from "../secret.ts";
 import type { Logger } from "../log.ts";
-import type { Store } from "../store/store.ts";
+import { READ_SLICE_MS, type Store } from "../store/store.ts";
+import { TimeSlice } from "../runtime/slice.ts";
 import { metrics } from "../ops/metrics.ts";
 import { holdsCompressedLines } from "../wal/frame.ts";
 import { compressFrame, encodeMessage, type Hello, type Message } from "./wire.ts";
@@ -28,10 +29,10 @@ export interface DigestReport {
 }
 
 /** Computes a DigestReport of a store. */
-export function digestReport(store: Store, bucketNs: bigint): DigestReport {
+export async function digestReport(store: Store, bucketNs: bigint): Promise<DigestReport> {
   const dbs: DigestReport["dbs"] = {};
   for (const name of store.databases()) {
-    dbs[name] = [...store.digest(name, bucketNs).values()].map((d) => ({ measurement: d.measurement, start: String(d.start), count: d.count, sum: d.sum }));
+    dbs[name] = [...(await store.digest(name, bucketNs)).values()].map((d) => ({ measurement: d.measurement, start: String(d.start), count: d.count, sum: d.sum }));
   }
   return { node_id: store.nodeId, bucket_ns: String(bucketNs), dbs };
 }
@@ -40,8 +41,6 @@ export function digestReport(store: Store, bucketNs: bigint): DigestReport {
 export const HEARTBEAT_MS = 1000;
 /** Frames read from the log per batch. */
 const BATCH_BYTES = 4 * 1024 * 1024;
-/** A backfill yields to the event loop after this long, so ingest keeps going. */
-const BACKFILL_SLICE_MS = 20;
 /** A backfill's records are sent in pieces of about this size, not one write each. */
 const BACKFILL_PACK_BYTES = 256 * 1024;
 /**
@@ -189,16 +188,15 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
       for (const tomb of store.tombstonesSince(sinceHlc, scope === "self" ? store.nodeId : null)) {
         if (db === undefined || tomb.db === db) yield { type: "tomb", tomb };
       }
-      let sliceStart = performance.now();
+      const slice = new TimeSlice(READ_SLICE_MS);
       let records = 0;
-      for (const record of store.backfillRecords({ sinceHlc, origin: scope === "self" ? store.nodeId : null, db, start, end })) {
+      for (const record of store.backfillScan({ sinceHlc, origin: scope === "self" ? store.nodeId : null, db, start, end })) {
         if (deps.closing.aborted) return;
-        yield { type: "record", record };
-        records++;
-        if (performance.now() - sliceStart > BACKFILL_SLICE_MS) {
-          await new Promise((r) => setTimeout(r, 0));
-          sliceStart = performance.now();
+        if (record !== null) {
+          yield { type: "record", record };
+          records++;
         }
+        if (slice.due) await slice.pause();
       }
       yield { type: "done", done: { lsn: h.latest_lsn, hlc: h.hlc } };
       log.info("backfill sent", { twin: requester, records });
@@ -206,11 +204,11 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
     return stream(messages(), log, BACKFILL_PACK_BYTES);
   });
 
-  app.get("/peer/v1/digest", (c) => {
+  app.get("/peer/v1/digest", async (c) => {
     admit(c.req.raw);
     const bucket = timeQuery(c.req.query("bucket_ns")) ?? 3600_000_000_000n;
     if (bucket <= 0n) throw new TsdbError("bad_request", "bucket_ns must be positive");
-    return c.json(digestReport(store, bucket));
+    return c.json(await digestReport(store, bucket));
   });
 
   app.post("/peer/v1/pull", async (c) => {

@@ -399,3 +399,30 @@ describe("applying a twin's frames", () => {
     });
   });
 });
+
+describe("long reads for the twin share the main thread", () => {
+  test("a digest reads every line, giving the event loop turns while it does (the node keeps taking writes)", async () => {
+    const a = node("a", { ms: 1_000 });
+    for (let k = 0; k < 4; k++) {
+      const lines = Array.from({ length: 10_000 }, (_, i) => `m,host=h${i % 4000} v=${i}.5,w=${k}i ${k * 10_000 + i}`);
+      await write(a, lines.join("\n"));
+    }
+    let turns = 0;
+    const timer = setInterval(() => turns++, 0);
+    const digest = await a.digest("db", 3_600_000_000_000n);
+    clearInterval(timer);
+    expect(turns).toBeGreaterThan(0);
+    expect([...digest.values()].reduce((n, d) => n + d.count, 0)).toBe(40_000);
+  });
+
+  test("a repair range with nothing in it, over many series, still hands control back now and then", async () => {
+    const a = node("a", { ms: 1_000 });
+    await write(a, Array.from({ length: 2000 }, (_, i) => `m,host=h${i} v=${i}.5 10`).join("\n"));
+    const scanned = [...a.backfillScan({ sinceHlc: 0, origin: null, db: "db", start: 1000n, end: 2000n })];
+    expect(scanned.filter((r) => r !== null)).toEqual([]);
+    // One series and field read, one pass: a turn every 256 reads.
+    expect(scanned.length).toBe(Math.floor(2000 / 256));
+    // The export of that range is empty too, with a turn offered as often.
+    expect([...a.exportLines("db", { start: 1000n, end: 2000n })]).toEqual(Array(Math.floor(2000 / 256)).fill(""));
+  });
+});

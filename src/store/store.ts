@@ -53,6 +53,7 @@ import { HotBuffer, MAX_COLUMNS, type RowCopies } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type Values, type VersionOrder } from "./run.ts";
 import { openDb, RightmostLeaf, type Sqlite } from "./sqlite.ts";
 import { toNumbers } from "./words.ts";
+import { TimeSlice } from "../runtime/slice.ts";
 
 export const STORE_FILE = "tsdb.db";
 /** Holds the pid of the process that has the data directory open. */
@@ -81,6 +82,10 @@ export const HOT_HARD_LIMIT = 4;
 const MINUTE_NS = 60_000_000_000n;
 /** How often free disk space is looked at. */
 const DISK_CHECK_MS = 1000;
+/** How long a long read on the main thread (digest, backfill scan) runs before the event loop gets a turn. */
+export const READ_SLICE_MS = 20;
+/** A scan that finds nothing yields a null (or "") this often, so its caller can give the event loop a turn. */
+const SCAN_TICK = 256;
 /** How often expired data is removed. */
 const RETENTION_EVERY_MS = 60_000;
 /** How long one compaction step may hold the writer (only when it is otherwise idle). */
@@ -203,6 +208,15 @@ export interface BackfillRecord {
   readonly type: FieldType;
   readonly nodes: readonly string[];
   readonly chunk: ChunkColumns;
+}
+
+/** What a backfill covers: versions newer than `sinceHlc`, by `origin` (anyone when null), optionally one database and time range. */
+export interface BackfillScope {
+  readonly sinceHlc: number;
+  readonly origin: string | null;
+  readonly db?: string;
+  readonly start?: bigint;
+  readonly end?: bigint;
 }
 
 export interface ExportRange {
@@ -343,8 +357,8 @@ export class Store {
   private compactTimer: ReturnType<typeof setTimeout> | null = null;
   private ageTimer: ReturnType<typeof setInterval> | null = null;
   private lastCommitAt = Number.NEGATIVE_INFINITY;
-  /** When a backfill last read a record (see backfillRecords). */
-  private lastBackfillAt = Number.NEGATIVE_INFINITY;
+  /** When a backfill last read a record, or a digest a series (see backfillScan, digest). */
+  private lastLongReadAt = Number.NEGATIVE_INFINITY;
   /** Set by a flush; the free pages it may have left are given back once the writer is quiet. */
   private vacuumWanted = false;
   /** False while flush steps fail to take values out of the buffers (see turn). */
@@ -661,12 +675,15 @@ export class Store {
     const lo = range.start ?? MIN_TIME;
     const hi = range.end ?? MAX_TIME;
     const measurements = [...db.measurements.values()].sort((a, b) => cmp(a.name, b.name));
+    let empty = 0;
     for (const m of measurements) {
       const fields = [...m.fields.values()].sort((a, b) => cmp(a.name, b.name));
       const series = [...m.series].sort((a, b) => cmp(a.key, b.key));
       for (const s of series) {
         const text = this.formatSeries(s, fields, lo, hi);
-        if (text !== "") yield text;
+        // A run of series with nothing in range yields "" now and then: a caller that gives
+        // the event loop a turn between pieces gets one there too.
+        if (text !== "" || ++empty % SCAN_TICK === 0) yield text;
       }
     }
   }
@@ -802,10 +819,11 @@ export class Store {
     // Compaction only uses time the writer would otherwise spend idle: not between the
     // requests of a busy stream (own ingest or the twin's frames), only once writes pause.
     // Nor while a backfill reads the chunks: each it rewrote would be read again whole, and
-    // a twin catching up is what the time is wanted for.
+    // a twin catching up is what the time is wanted for. Nor while a verify's digest reads
+    // everything: compaction would take half its turns.
     // Giving free pages back waits for the same quiet: while writes go on, the pages of
     // trimmed frames are reused by new ones, and moving pages about would only cost time.
-    const quiet = this.nowMs() - Math.max(this.lastCommitAt, this.lastBackfillAt) >= COMPACT_AFTER_IDLE_MS;
+    const quiet = this.nowMs() - Math.max(this.lastCommitAt, this.lastLongReadAt) >= COMPACT_AFTER_IDLE_MS;
     if (this.queue.length === 0 && !this.flushWanted() && (this.compactor.hasWork() || this.vacuumWanted)) {
       if (!quiet) this.scheduleCompaction();
       else if (this.compactor.hasWork()) this.compactStep(COMPACT_STEP_MS);
@@ -1307,15 +1325,23 @@ export class Store {
    * versions and origins kept so the twin converges exactly. Values at or before `sinceHlc`
    * may come along (the twin has them, and merges by version).
    */
-  *backfillRecords(opts: { sinceHlc: number; origin: string | null; db?: string; start?: bigint; end?: bigint }): Generator<BackfillRecord> {
+  *backfillRecords(opts: BackfillScope): Generator<BackfillRecord> {
+    for (const record of this.backfillScan(opts)) if (record !== null) yield record;
+  }
+
+  /**
+   * backfillRecords, with a null now and then while long stretches yield no record (a repair
+   * range over many series, most with nothing in it): the caller can give the event loop a turn.
+   */
+  *backfillScan(opts: BackfillScope): Generator<BackfillRecord | null> {
     // Compaction waits while records are read (see turn).
     for (const record of this.backfillAll(opts)) {
-      this.lastBackfillAt = this.nowMs();
+      this.lastLongReadAt = this.nowMs();
       yield record;
     }
   }
 
-  private *backfillAll(opts: { sinceHlc: number; origin: string | null; db?: string; start?: bigint; end?: bigint }): Generator<BackfillRecord> {
+  private *backfillAll(opts: BackfillScope): Generator<BackfillRecord | null> {
     const since = BigInt(opts.sinceHlc);
     const originId = opts.origin === null ? null : this.nodeIdOf(opts.origin);
     if (opts.db === undefined && opts.start === undefined && opts.end === undefined) {
@@ -1324,6 +1350,7 @@ export class Store {
     }
     const lo = opts.start ?? MIN_TIME;
     const hi = opts.end ?? MAX_TIME;
+    let read = 0;
     for (const db of [...this.catalog.dbs.values()]) {
       if (opts.db !== undefined && db.name !== opts.db) continue;
       for (const m of [...db.measurements.values()]) {
@@ -1332,7 +1359,7 @@ export class Store {
           for (const field of fields) {
             if (!this.catalog.dbs.has(db.name)) break;
             const record = this.backfillRecord(series, field, this.readRun(series, field, lo, hi, since), since, originId);
-            if (record !== null) yield record;
+            if (record !== null || ++read % SCAN_TICK === 0) yield record;
           }
         }
       }
@@ -1349,8 +1376,9 @@ export class Store {
    * flushed meanwhile is in the list. A listed chunk gone by the time it is read was rewritten
    * (compaction, a delete): its series and field are read again whole at the end.
    */
-  private *backfillEverything(since: bigint, originId: number | null): Generator<BackfillRecord> {
+  private *backfillEverything(since: bigint, originId: number | null): Generator<BackfillRecord | null> {
     const live = (series: SeriesEntry): boolean => this.catalog.dbs.get(series.measurement.db.name) === series.measurement.db;
+    let looked = 0;
     for (const b of [...this.live]) {
       // Its fields mostly share times and versions, encoded once. The buffer may take writes
       // between records, so these are matched by value (no row copies shared, see encodeBuffer).
@@ -1359,7 +1387,7 @@ export class Store {
         if (b.length === 0 || !live(b.series)) break;
         // Only rows the twin lacks are copied: a buffer often holds many it already has.
         const record = this.backfillRecord(b.series, b.fields[col]!, b.snapshot(col, Number(since)), since, originId, shared);
-        if (record !== null) yield record;
+        if (record !== null || ++looked % SCAN_TICK === 0) yield record;
       }
     }
     // In id order, the order they were written, which reads the table front to back.
@@ -1370,7 +1398,10 @@ export class Store {
     for (const [id, seriesId, fieldId] of listed) {
       const series = seriesById.get(seriesId);
       const field = this.catalog.fieldsById.get(fieldId);
-      if (series === undefined || field === undefined || !live(series)) continue;
+      if (series === undefined || field === undefined || !live(series)) {
+        if (++looked % SCAN_TICK === 0) yield null;
+        continue;
+      }
       const row = this.stmts.chunkRowById.get([id]) as
         | [Uint8Array, Uint8Array, Uint8Array, bigint | null, Uint8Array | null, bigint, bigint, bigint, bigint | null]
         | undefined;
@@ -1380,7 +1411,10 @@ export class Store {
       }
       const [times, vals, hlcs, origin, origins, minTime, maxTime, count, maxHlc] = row;
       if (origin !== null && maxHlc !== null) {
-        if (originId !== null && Number(origin) !== originId) continue;
+        if (originId !== null && Number(origin) !== originId) {
+          if (++looked % SCAN_TICK === 0) yield null;
+          continue;
+        }
         const m = series.measurement;
         const chunk: ChunkColumns = { minTime, maxTime, count: Number(count), times, vals, hlcs, originId: 0, origins: null, maxHlc };
         yield { db: m.db.name, measurement: m.name, seriesKey: series.key, field: field.name, type: field.type, nodes: [this.catalog.nodeName(Number(origin))], chunk };
@@ -1388,12 +1422,12 @@ export class Store {
       }
       const run = decodeChunk({ times, vals, hlcs, originId: origin === null ? null : Number(origin), origins }, field.type);
       const record = this.backfillRecord(series, field, run, since, originId);
-      if (record !== null) yield record;
+      if (record !== null || ++looked % SCAN_TICK === 0) yield record;
     }
     for (const [series, field] of reread.values()) {
       if (!live(series) || this.catalog.fieldsById.get(field.id) !== field) continue;
       const record = this.backfillRecord(series, field, this.readRun(series, field, MIN_TIME, MAX_TIME, since), since, originId);
-      if (record !== null) yield record;
+      if (record !== null || ++looked % SCAN_TICK === 0) yield record;
     }
   }
 
@@ -1615,11 +1649,16 @@ export class Store {
    * lines and the sum of their checksums (order-independent). Equal data gives equal digests
    * on both twins; a difference names the bucket to look at or repair.
    */
-  digest(dbName: string, bucketNs: bigint): Map<string, BucketDigest> {
+  async digest(dbName: string, bucketNs: bigint): Promise<Map<string, BucketDigest>> {
     const out = new Map<string, BucketDigest>();
     const db = this.catalog.dbs.get(dbName);
     if (db === undefined) return out;
+    // It reads every value: the event loop gets a turn between series, so the node goes on
+    // taking writes and serving while it runs (a bucket written meanwhile may then differ).
+    const slice = new TimeSlice(READ_SLICE_MS);
     for (const text of this.exportLines(dbName)) {
+      this.lastLongReadAt = this.nowMs();
+      if (slice.due) await slice.pause();
       let from = 0;
       while (from < text.length) {
         const nl = text.indexOf("\n", from);
