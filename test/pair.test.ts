@@ -289,6 +289,23 @@ describe("pairing", () => {
   );
 
   test(
+    "a catch-up from storage whose answer stops halfway, its connection left open, is given up on and run again",
+    async () => {
+      const pair = await startPair({ argsB: ["--catch-up-bytes", "1KiB"] });
+      try {
+        // b reaches a through a's proxy: a's answer to b's next backfill stops after its first
+        // bytes (the headers, the hello and a little more), as if a had lost power.
+        const acked = await bBackFromDown(pair, 20, async () => pair.a.proxy.silenceAnswer("/peer/v1/backfill", 700));
+        expectAll(await converged(pair, "test", 60_000), acked);
+        expect(pair.b.node.stderr()).toContain("the twin sent nothing for 10 s; reconnecting");
+      } finally {
+        await pair.close();
+      }
+    },
+    { timeout: 120_000 },
+  );
+
+  test(
     "a twin back behind a delete replays the frames, so the delete reaches it exactly",
     async () => {
       const pair = await startPair({ argsB: ["--catch-up-bytes", "1KiB"] });
@@ -393,7 +410,7 @@ describe("a twin gone silent", () => {
         // a's stream from b (through b's proxy) goes dead without a close or a reset.
         pair.b.proxy.silence();
         expect((await write(pair.b.node.url, "after,host=b v=1 10")).status).toBe(204);
-        // The heartbeats stop; after FRAME_STREAM_IDLE_MS (10 s) a reconnects and gets the write.
+        // The heartbeats stop; after STREAM_IDLE_MS (10 s) a reconnects and gets the write.
         const exported = await converged(pair, "test", 30_000);
         expect(exported).toContain("after,host=b v=1 10\n");
         expect(pair.a.node.stderr()).toContain("the twin sent nothing for 10 s; reconnecting");

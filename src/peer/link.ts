@@ -73,12 +73,12 @@ export const CLOCK_WARN_MS = 1000;
 /** How often every twin address is probed, to tell "twin down" from "one ring down". */
 const PROBE_EVERY_MS = 5000;
 /**
- * The frame stream carries a heartbeat every second (HEARTBEAT_MS): this long without a byte,
- * the connection is dead even if TCP does not know it. A twin that lost power or rebooted
- * leaves our end of the connection open, and since we only read from it, nothing would ever
- * tell us: its writes would stop reaching us for good.
+ * The twin's streams (frames, and backfills) carry a heartbeat at least every second
+ * (HEARTBEAT_MS): this long without a byte, the connection is dead even if TCP does not know
+ * it. A twin that lost power or rebooted leaves our end of the connection open, and since we
+ * only read from it, nothing would ever tell us: its writes would stop reaching us for good.
  */
-export const FRAME_STREAM_IDLE_MS = 10_000;
+export const STREAM_IDLE_MS = 10_000;
 /**
  * How long a stream's request may wait for the twin's answer to begin (its streams answer at
  * once). An address that takes the connection and never answers (a hung process, a ring that
@@ -350,7 +350,7 @@ export class PeerLink {
       (prepared) => this.applyPrepared(prepared),
     );
     try {
-      stream: for await (const chunk of untilAborted(body, this.abort!.signal, FRAME_STREAM_IDLE_MS)) {
+      stream: for await (const chunk of untilAborted(body, this.abort!.signal, STREAM_IDLE_MS)) {
         const messages = reader.push(chunk);
         let frames: WireFrame[] = [];
         for (const m of messages) {
@@ -533,7 +533,7 @@ export class PeerLink {
       applying.catch(() => undefined);
     };
     try {
-      for await (const chunk of untilAborted(body, this.abort!.signal)) {
+      for await (const chunk of untilAborted(body, this.abort!.signal, STREAM_IDLE_MS)) {
         for (const m of reader.push(chunk)) {
           if (m.type === "hello") {
             if (m.hello.node_id !== h.node_id || m.hello.incarnation !== h.incarnation) {
@@ -632,7 +632,7 @@ export class PeerLink {
       if (res.body === null) continue;
       const reader = new MessageReader();
       const batch = new BackfillBatch();
-      for await (const chunk of untilAborted(res.body, this.lifetime.signal)) {
+      for await (const chunk of untilAborted(res.body, this.lifetime.signal, STREAM_IDLE_MS)) {
         for (const m of reader.push(chunk)) {
           if (m.type === "tomb") await this.opts.store.applyTombstones([m.tomb]);
           const full = m.type === "record" && batch.add(m.record);

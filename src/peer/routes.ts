@@ -190,11 +190,21 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
       }
       const slice = new TimeSlice(READ_SLICE_MS);
       let records = 0;
+      let lastSent = nowMs();
       for (const record of store.backfillScan({ sinceHlc, origin: scope === "self" ? store.nodeId : null, db, start, end })) {
         if (deps.closing.aborted) return;
         if (record !== null) {
           yield { type: "record", record };
           records++;
+          lastSent = nowMs();
+        } else if (nowMs() - lastSent >= HEARTBEAT_MS) {
+          // A long scan with nothing to send: the twin hears from us all the same, so it can
+          // tell a slow scan from a dead connection (see the link's STREAM_IDLE_MS).
+          yield {
+            type: "heartbeat",
+            heartbeat: { latest_lsn: store.latestLsn(), applied_of_you: store.cursorFor(requester)?.lsn ?? null, hlc: store.currentHlc(), time_ms: nowMs() },
+          };
+          lastSent = nowMs();
         }
         if (slice.due) await slice.pause();
       }
@@ -255,6 +265,8 @@ function stream(messages: AsyncGenerator<Message>, log: Logger, packBytes = 0): 
         // Up to packBytes of messages go out as one piece (a backfill's records are small).
         const parts: Uint8Array[] = [];
         let size = 0;
+        // A piece also ends after a heartbeat's interval, so a slow scan's heartbeats go out.
+        const began = performance.now();
         const send = () => {
           if (parts.length > 0) controller.enqueue(concatBytes(parts, size));
         };
@@ -270,7 +282,7 @@ function stream(messages: AsyncGenerator<Message>, log: Logger, packBytes = 0): 
             const bytes = encodeMessage(next.value);
             parts.push(bytes);
             size += bytes.length;
-          } while (size < packBytes);
+          } while (size < packBytes && performance.now() - began < HEARTBEAT_MS);
           send();
         } catch (e) {
           if (cancelled) return;

@@ -11,6 +11,8 @@ export class Proxy {
   private stalled = false;
   /** Connections that pass no more bytes, for good (see silence). */
   private readonly silenced = new WeakSet<Socket>();
+  /** The next request to a path: how many bytes of its answer pass before it goes silent (see silenceAnswer). */
+  private answerRule: { path: string; bytes: number } | null = null;
   private corruptBytes = 0;
   private server: Server | null = null;
   port = 0;
@@ -33,8 +35,26 @@ export class Proxy {
         this.sockets.delete(upstream);
       };
       const quiet = () => this.stalled || this.silenced.has(client);
-      client.on("data", (d: Buffer) => void (quiet() || upstream.write(d)));
-      upstream.on("data", (d: Buffer) => void (quiet() || client.write(this.maybeCorrupt(d))));
+      // Bytes of the answer still to pass on this connection before it goes silent, if limited.
+      let passing = Number.POSITIVE_INFINITY;
+      client.on("data", (d: Buffer) => {
+        const rule = this.answerRule;
+        if (rule !== null && d.toString("latin1").includes(rule.path)) {
+          this.answerRule = null;
+          passing = rule.bytes;
+        }
+        if (!quiet()) upstream.write(d);
+      });
+      upstream.on("data", (d: Buffer) => {
+        if (quiet()) return;
+        if (d.length > passing) {
+          if (passing > 0) client.write(d.subarray(0, passing));
+          this.silenced.add(client);
+          return;
+        }
+        passing -= d.length;
+        client.write(this.maybeCorrupt(d));
+      });
       client.on("error", drop).on("close", drop);
       upstream.on("error", drop).on("close", drop);
     });
@@ -75,6 +95,15 @@ export class Proxy {
    */
   silence(): void {
     for (const s of this.sockets) this.silenced.add(s);
+  }
+
+  /**
+   * The next request whose first bytes name `path` gets the first `bytes` bytes of its answer
+   * (headers included), then nothing more, its connection left open: a twin that lost power
+   * in the middle of a long answer. Later requests are not touched.
+   */
+  silenceAnswer(path: string, bytes: number): void {
+    this.answerRule = { path, bytes };
   }
 
   heal(): void {
