@@ -146,8 +146,9 @@ describe("TLS between the twins", () => {
         "refusing the twin",
         async () => {
           seen = await linkStatus(d);
-          // Until c listens, d's first tries fail with "connection refused": wait for the TLS verdict.
-          return seen.last_error?.includes("TLS") ? seen : undefined;
+          // Until c listens, d's first tries fail with "connection refused": wait for the TLS
+          // verdict. Each retry shows CONNECTING (the last error kept) until it fails again.
+          return seen.last_error?.includes("TLS") && seen.state === "ERROR" ? seen : undefined;
         },
         () => JSON.stringify(seen),
         30_000,
