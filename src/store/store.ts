@@ -667,7 +667,8 @@ export class Store {
   /**
    * Streams a database as canonical line protocol: measurements, then series keys, then
    * times ascending; one line per series and timestamp with fields sorted by key; integer
-   * nanosecond timestamps. Yields one string per series.
+   * nanosecond timestamps. Yields one string per series with values in range, and now and
+   * then "" while many in a row have none (a turn for callers that share the event loop).
    */
   *exportLines(dbName: string, range: ExportRange = {}): Generator<string> {
     const db = this.catalog.dbs.get(dbName);
@@ -681,8 +682,6 @@ export class Store {
       const series = [...m.series].sort((a, b) => cmp(a.key, b.key));
       for (const s of series) {
         const text = this.formatSeries(s, fields, lo, hi);
-        // A run of series with nothing in range yields "" now and then: a caller that gives
-        // the event loop a turn between pieces gets one there too.
         if (text !== "" || ++empty % SCAN_TICK === 0) yield text;
       }
     }
