@@ -421,7 +421,6 @@ describe("a twin gone silent", () => {
     { timeout: 90_000 },
   );
 
-
   test(
     "an address that takes the connection and never answers is given up on for the twin's other address",
     async () => {
