@@ -34,7 +34,7 @@ import { parseArgs } from "node:util";
 
 const ROOT = import.meta.dir;
 /** Worker entry points, bundled into the executable beside the main one. */
-const WORKERS = ["src/ingest/worker.ts"];
+const WORKERS = ["src/ingest/worker.ts", "src/store/checkpoint-worker.ts"];
 
 class BuildError extends Error {}
 

@@ -44,6 +44,7 @@ export async function startNode(config: ServeConfig, runtime: Runtime, log: Logg
     sync: config.sync,
     engine: config.engine,
     log,
+    checkpointThread: true,
     observe: {
       commit: (s) => metrics.storeCommitDuration.observe(s),
       flush: (s) => metrics.storeFlushDuration.observe(s),

@@ -53,6 +53,14 @@ async function roundTrip(start: StartOptions): Promise<void> {
   expect(await exportDb(node.url, "whole")).toBe(BIG_EXPECTED.split("\n").slice(1).join("\n"));
   const scrape = await (await fetch(`${node.url}/metrics`)).text();
   expect(scrape).toMatch(/^tsdb_pair_store_frames_compressed_total 1$/m);
+  // The checkpoint thread loaded here too, and copies the log into the file (every 2 s).
+  let checkpointed = 0;
+  for (let i = 0; i < 100 && checkpointed === 0; i++) {
+    const text = await (await fetch(`${node.url}/metrics`)).text();
+    checkpointed = Number(/^tsdb_pair_store_checkpointed_pages_total (\d+)$/m.exec(text)?.[1] ?? 0);
+    if (checkpointed === 0) await Bun.sleep(100);
+  }
+  expect(checkpointed).toBeGreaterThan(0);
   expect(await node.stop()).toBe(0);
   // The worker loaded and did the parse (a worker that cannot load is logged, then bypassed).
   expect(node.stderr()).not.toContain("worker thread");

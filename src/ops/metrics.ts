@@ -368,6 +368,10 @@ export function createMetrics(r: Registry) {
       name: "tsdb_pair_store_frames_compressed_total",
       help: "Frames (own and the twin's) stored since start with their lines compressed.",
     }),
+    storeCheckpointedPages: r.counter({
+      name: "tsdb_pair_store_checkpointed_pages_total",
+      help: "Write-ahead log pages copied into the store file by the checkpoint thread since start (the writer's own checkpoints not counted).",
+    }),
     storeCompactionPending: r.gauge({
       name: "tsdb_pair_store_compaction_pending",
       help: "Series and fields whose chunks wait for compaction (it runs while the writer is idle).",
@@ -532,6 +536,8 @@ export interface StoreMetricsSource {
     readonly chunksCut?: number;
     /** Frames stored with compressed lines, when the store compresses them. */
     readonly framesCompressed?: number;
+    /** Log pages checkpointed off the writer's thread, when the store does that. */
+    readonly checkpointedPages?: number;
     /** Chunks in the store, when the store counts them. */
     readonly chunks?: number;
     /** Bytes the hot buffers hold. */
@@ -563,6 +569,7 @@ export function bindStoreMetrics(store: StoreMetricsSource, dataDir: string, m: 
     m.storeChunksWritten.setTotal(s.chunksWritten);
     if (s.chunksCut !== undefined) m.storeChunksCut.setTotal(s.chunksCut);
     if (s.framesCompressed !== undefined) m.storeFramesCompressed.setTotal(s.framesCompressed);
+    if (s.checkpointedPages !== undefined) m.storeCheckpointedPages.setTotal(s.checkpointedPages);
     m.storeDiskBytes.set({ file: "db" }, fileSize(join(dataDir, "tsdb.db")));
     m.storeDiskBytes.set({ file: "wal" }, fileSize(join(dataDir, "tsdb.db-wal")) + fileSize(join(dataDir, "tsdb.db-shm")));
   });

@@ -18,7 +18,7 @@ export interface OpenedDb {
   readonly orm: Drizzle;
 }
 
-const SYNC_PRAGMA: Record<SyncMode, string> = { full: "FULL", normal: "NORMAL", off: "OFF" };
+export const SYNC_PRAGMA: Record<SyncMode, string> = { full: "FULL", normal: "NORMAL", off: "OFF" };
 
 /** Opens (creating if needed) the store file and brings its schema up to date. */
 export function openDb(file: string, sync: SyncMode): OpenedDb {

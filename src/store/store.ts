@@ -51,7 +51,8 @@ import { Compactor } from "./compaction.ts";
 import { INSERT_BATCH, PageFit, recordBytes, ROW_OVERHEAD } from "./pagefit.ts";
 import { HotBuffer, MAX_COLUMNS, type RowCopies } from "./hot.ts";
 import { compactOrigins, mergeRuns, newValues, sliceIndex, sliceRun, valueAt, versionOrder, type Run, type Values, type VersionOrder } from "./run.ts";
-import { openDb, RightmostLeaf, type Sqlite } from "./sqlite.ts";
+import { Checkpointer } from "./checkpointer.ts";
+import { openDb, RightmostLeaf, SYNC_PRAGMA, type Sqlite } from "./sqlite.ts";
 import { toNumbers } from "./words.ts";
 import { TimeSlice } from "../runtime/slice.ts";
 
@@ -108,6 +109,11 @@ export interface StoreOptions {
   readonly log?: Logger;
   /** Wall clock in ms (tests may pin it). */
   readonly nowMs?: () => number;
+  /**
+   * Checkpoint the write-ahead log on a thread of its own (see checkpointer.ts), not in the
+   * writer's commits. For the server; tools and tests that open a store for a moment need not.
+   */
+  readonly checkpointThread?: boolean;
   /** Timings of the writer's steps, in seconds (metrics); the store itself keeps none. */
   readonly observe?: {
     readonly commit?: (seconds: number) => void;
@@ -240,6 +246,8 @@ export interface StoreStats {
   readonly chunksCut: number;
   /** Frames (own and the twin's) stored since start with their lines compressed (see wal/frame.ts). */
   readonly framesCompressed: number;
+  /** Pages of the log the checkpoint thread copied into the file since start (0 without one). */
+  readonly checkpointedPages: number;
   /** Chunks in the store now. */
   readonly chunks: number;
   /** Chunks merged away by compaction since start. */
@@ -363,6 +371,8 @@ export class Store {
   private vacuumWanted = false;
   /** False while flush steps fail to take values out of the buffers (see turn). */
   private flushing = true;
+  /** Checkpoints the log on another thread, when asked to (StoreOptions.checkpointThread). */
+  private checkpointer: Checkpointer | null = null;
   private readonly stmts;
 
   private constructor(
@@ -495,6 +505,7 @@ export class Store {
       const store = new Store(opts, sqlite, release);
       store.recover();
       store.startAgeTimer();
+      if (opts.checkpointThread === true) store.checkpointer = new Checkpointer(join(opts.dataDir, STORE_FILE), SYNC_PRAGMA[opts.sync], store.log);
       return store;
     } catch (e) {
       sqlite?.close();
@@ -645,6 +656,7 @@ export class Store {
       chunksWritten: this.chunksWritten,
       chunksCut: this.rowsCut,
       framesCompressed: this.framesCompressed,
+      checkpointedPages: this.checkpointer?.done.pages ?? 0,
       chunks: this.chunkCount,
       chunksCompacted: this.compactor.rewritten,
       compactionPending: this.compactor.pendingCount(),
@@ -751,6 +763,8 @@ export class Store {
     if (this.compactTimer !== null) clearTimeout(this.compactTimer);
     while (this.queue.length > 0) this.commitGroup(this.queue.splice(0));
     this.flushAll();
+    // Its connection must be gone before the log is truncated below.
+    await this.checkpointer?.close();
     try {
       this.sqlite.exec("PRAGMA incremental_vacuum");
       this.sqlite.pragma("wal_checkpoint(TRUNCATE)");
@@ -798,6 +812,8 @@ export class Store {
   private turn(): void {
     this.scheduled = false;
     if (this.closed) return;
+    // Nearly every turn commits something (writes, a flush, a compaction step).
+    this.checkpointer?.wrote();
     // Writes (and the twin's batches) wait while buffers are past the hard limit, unless
     // flushing is failing (a full disk): that must not stop writes, which report it.
     const held = this.hotBytes > this.hotCap() * HOT_HARD_LIMIT && this.flushing;
