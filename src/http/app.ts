@@ -15,6 +15,7 @@ import { DEFAULT_MAX_SELECT_POINTS, DEFAULT_MAX_SELECT_SERIES } from "../query/r
 import { sameSecret } from "../secret.ts";
 import { readBody } from "./body.ts";
 import { registerQueryRoutes } from "./query.ts";
+import { yieldToEventLoop } from "../runtime/slice.ts";
 
 export interface AppOptions {
   readonly store: Store;
@@ -208,7 +209,7 @@ export function createApp(opts: AppOptions): Hono {
             return;
           }
           // Series with nothing in range, many in a row: the event loop gets a turn meanwhile.
-          await new Promise((resolve) => setTimeout(resolve, 0));
+          await yieldToEventLoop();
         }
       },
       cancel() {

@@ -9,6 +9,7 @@ import type { Logger } from "../log.ts";
 import { executeSelect, type ExecContext } from "./select.ts";
 import { executeChange, executeShow } from "./show.ts";
 import type { QueryLimits, QueryStore, ResultSeries, StatementResult } from "./result.ts";
+import { yieldToEventLoop } from "../runtime/slice.ts";
 
 export interface ExecuteOptions {
   readonly store: QueryStore;
@@ -21,11 +22,6 @@ export interface ExecuteOptions {
   readonly pause?: () => Promise<void>;
   readonly signal?: AbortSignal;
   readonly log?: Logger;
-}
-
-/** Lets timers and I/O (ingest requests, the writer's turn) run between slices of query work. */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** Executes statements in order; yields one result per statement as it completes. */

@@ -19,6 +19,7 @@ import { binaryOp, clampBounds, fieldsIn, reduceForSeries, regexOf, rowMatches, 
 import { ACCEPTS, FUNCTIONS, newAccumulator, type Accumulator } from "./reducers.ts";
 import type { Cell, QueryLimits, QueryStore, ResultSeries } from "./result.ts";
 import { windowStart, zoneOf, type Zone } from "./time.ts";
+import { TimeSlice } from "../runtime/slice.ts";
 
 export interface ExecContext {
   readonly store: QueryStore;
@@ -37,13 +38,14 @@ const SLICE_MS = 4;
 
 /** Calls the pause hook when the current slice of work is used up. */
 export class Slicer {
-  private last = performance.now();
-  constructor(private readonly ctx: ExecContext) {}
+  private readonly slice: TimeSlice;
+  constructor(private readonly ctx: ExecContext) {
+    this.slice = new TimeSlice(SLICE_MS, ctx.pause);
+  }
   async tick(): Promise<void> {
-    if (performance.now() - this.last < SLICE_MS) return;
+    if (!this.slice.due) return;
     if (this.ctx.signal?.aborted) throw new TsdbError("bad_request", "query cancelled: the client went away");
-    await this.ctx.pause();
-    this.last = performance.now();
+    await this.slice.pause();
   }
 }
 
