@@ -100,6 +100,18 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
     time_ms: nowMs(),
   });
 
+  /** A heartbeat for `requester`; `pendingBytes` where the stream knows what it still lacks. */
+  const heartbeat = (requester: string, pendingBytes?: number): Message => ({
+    type: "heartbeat",
+    heartbeat: {
+      latest_lsn: store.latestLsn(),
+      applied_of_you: store.cursorFor(requester)?.lsn ?? null,
+      ...(pendingBytes === undefined ? {} : { pending_bytes: pendingBytes }),
+      hlc: store.currentHlc(),
+      time_ms: nowMs(),
+    },
+  });
+
   app.get("/peer/v1/frames", (c) => {
     const requester = admit(c.req.raw);
     const after = Number(c.req.query("after") ?? "");
@@ -152,17 +164,8 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
           if (batch.length === 0) await commitOrTimeout(store, HEARTBEAT_MS, signal);
           if (nowMs() - lastBeat >= HEARTBEAT_MS) {
             lastBeat = nowMs();
-            yield {
-              type: "heartbeat",
-              heartbeat: {
-                latest_lsn: store.latestLsn(),
-                applied_of_you: store.cursorFor(requester)?.lsn ?? null,
-                // What the requester still lacks, from what we have sent (its cursor may lag that).
-                pending_bytes: store.ownBytesAfter(cursor),
-                hlc: store.currentHlc(),
-                time_ms: nowMs(),
-              },
-            };
+            // What the requester still lacks, from what we have sent (its cursor may lag that).
+            yield heartbeat(requester, store.ownBytesAfter(cursor));
           }
         }
       }
@@ -200,10 +203,7 @@ export function registerPeerRoutes(app: Hono, deps: PeerRouteDeps): void {
         } else if (nowMs() - lastSent >= HEARTBEAT_MS) {
           // A long scan with nothing to send: the twin hears from us all the same, so it can
           // tell a slow scan from a dead connection (see the link's STREAM_IDLE_MS).
-          yield {
-            type: "heartbeat",
-            heartbeat: { latest_lsn: store.latestLsn(), applied_of_you: store.cursorFor(requester)?.lsn ?? null, hlc: store.currentHlc(), time_ms: nowMs() },
-          };
+          yield heartbeat(requester);
           lastSent = nowMs();
         }
         if (slice.due) await slice.pause();

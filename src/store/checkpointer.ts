@@ -33,8 +33,8 @@ function workerUrl(): string {
 
 export class Checkpointer {
   private worker: Worker | null = null;
+  /** Runs the rounds once the thread has the file open (null before, and after close or failure). */
   private timer: ReturnType<typeof setInterval> | null = null;
-  private ready = false;
   /** Set by close: an answer that comes after it starts nothing. */
   private stopping = false;
   private busy = false;
@@ -42,8 +42,7 @@ export class Checkpointer {
   private closed: (() => void) | null = null;
   /** The last checkpoint's error, logged once while it repeats. */
   private lastError: string | null = null;
-  /** Checkpoints the thread has done, and the pages they copied. */
-  readonly done = { checkpoints: 0, pages: 0 };
+  private copied = 0;
 
   /** Starts the thread on `file` (the writer's `synchronous` setting, as SQLite spells it). */
   constructor(
@@ -65,6 +64,11 @@ export class Checkpointer {
     }
   }
 
+  /** Log pages the thread's checkpoints copied into the file. */
+  get pagesCopied(): number {
+    return this.copied;
+  }
+
   /** Notes that a commit added to the log: the next round checkpoints. */
   wrote(): void {
     this.dirty = true;
@@ -77,7 +81,6 @@ export class Checkpointer {
     this.timer = null;
     const worker = this.worker;
     if (worker === null) return;
-    this.ready = false;
     await new Promise<void>((resolve) => {
       const giveUp = setTimeout(resolve, CLOSE_WAIT_MS);
       this.closed = () => {
@@ -93,7 +96,6 @@ export class Checkpointer {
   private reply(r: CheckpointReply): void {
     if (r.kind === "opened") {
       if (this.stopping) return;
-      this.ready = true;
       this.timer = setInterval(() => this.round(), CHECKPOINT_EVERY_MS);
     } else if (r.kind === "checkpointed") {
       this.busy = false;
@@ -103,22 +105,20 @@ export class Checkpointer {
         return;
       }
       this.lastError = null;
-      this.done.checkpoints++;
-      this.done.pages += r.pages;
+      this.copied += r.pages;
     } else if (r.kind === "closed") {
       this.closed?.();
     } else this.fail(r.error);
   }
 
   private round(): void {
-    if (!this.ready || this.busy || !this.dirty || this.worker === null) return;
+    if (this.busy || !this.dirty || this.worker === null) return;
     this.busy = true;
     this.dirty = false;
     this.worker.postMessage({ kind: "checkpoint" } satisfies CheckpointJob);
   }
 
   private fail(error: string): void {
-    this.ready = false;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     this.worker?.terminate();

@@ -656,7 +656,7 @@ export class Store {
       chunksWritten: this.chunksWritten,
       chunksCut: this.rowsCut,
       framesCompressed: this.framesCompressed,
-      checkpointedPages: this.checkpointer?.done.pages ?? 0,
+      checkpointedPages: this.checkpointer?.pagesCopied ?? 0,
       chunks: this.chunkCount,
       chunksCompacted: this.compactor.rewritten,
       compactionPending: this.compactor.pendingCount(),
